@@ -1,0 +1,1 @@
+"""Darkserver importer: reads ELF build-ids out of rpm and deb packages into the database."""

@@ -1,0 +1,111 @@
+"""``darkserver-import``: put packages' build-ids into the database.
+
+    darkserver-import [options] PATH...          rpm/deb files and directories
+    darkserver-import koji|enqueue|worker|backfill ...   (Koji and queue commands)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+
+from darkimport.importrun import default_jobs, progress_stream, run_import
+from darkimport.scan import ScanOptions
+from darkserver import config
+
+DEFAULT_URL_TEMPLATES = {
+    "rpm": "https://kojipkgs.fedoraproject.org/packages/{source}/{version}/{release}/{arch}/{filename}",
+    "deb": "https://deb.debian.org/debian/pool/main/{source_prefix}/{source}/{filename}",
+}
+
+# Subcommands live in their own modules; each offers ``register(subparsers)``.
+_SUBCOMMAND_MODULES = {
+    "koji": "darkimport.koji_cli",
+    "enqueue": "darkimport.queue_cli",
+    "worker": "darkimport.queue_cli",
+    "backfill": "darkimport.queue_cli",
+}
+
+
+def url_templates() -> dict[str, str]:
+    return {
+        kind: config.setting(f"{kind}_url_template", default)
+        for kind, default in DEFAULT_URL_TEMPLATES.items()
+    }
+
+
+def files_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="darkserver-import",
+        description="Import the ELF build-ids of rpm and deb packages into Darkserver's database.",
+        epilog="Other commands: darkserver-import {koji,enqueue,worker,backfill} --help",
+    )
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="package files or directories")
+    parser.add_argument(
+        "-j", "--jobs", type=int, default=default_jobs(), help="parallel scans (default: CPUs)"
+    )
+    parser.add_argument(
+        "--deb-distro",
+        default=config.setting("deb_distro", "") or None,
+        help="distro tag for debs (default: from the version, e.g. deb12, else 'debian')",
+    )
+    parser.add_argument(
+        "--url-template",
+        action="append",
+        default=[],
+        metavar="KIND=TEMPLATE",
+        help="download URL template for rpm or deb, e.g. rpm=https://host/{name}/{filename}",
+    )
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress, no warnings")
+    return parser
+
+
+def import_files(argv: list[str]) -> int:
+    args = files_parser().parse_args(argv)
+    templates = url_templates()
+    for item in args.url_template:
+        kind, sep, template = item.partition("=")
+        if not sep or kind not in DEFAULT_URL_TEMPLATES:
+            print(f"darkserver-import: --url-template wants rpm=... or deb=..., not {item!r}",
+                  file=sys.stderr)
+            return 2
+        templates[kind] = template
+    options = ScanOptions(deb_distro=args.deb_distro, url_templates=templates)
+    progress = None if args.quiet or args.json else progress_stream()
+    summary = run_import(args.paths, options, max(1, args.jobs), progress=progress)
+    if args.json:
+        print(json.dumps(summary.as_dict(), indent=2))
+    else:
+        if not args.quiet:
+            for warning in summary.warnings:
+                print(f"warning: {warning}", file=sys.stderr)
+        for name, reason in summary.failures:
+            print(f"FAILED {name}: {reason}", file=sys.stderr)
+        print(summary.line())
+    return 1 if summary.failed else 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    if args and args[0] in _SUBCOMMAND_MODULES:
+        sys.exit(run_subcommand(args))
+    sys.exit(import_files(args))
+
+
+def run_subcommand(args: list[str]) -> int:
+    import importlib
+
+    module = importlib.import_module(_SUBCOMMAND_MODULES[args[0]])
+    parser = argparse.ArgumentParser(prog="darkserver-import")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    module.register(subparsers)
+    ns = parser.parse_args(args)
+    handler: Callable[[argparse.Namespace], int] = ns.handler
+    return handler(ns)
+
+
+if __name__ == "__main__":
+    main()

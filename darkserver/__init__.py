@@ -1,0 +1,3 @@
+"""Darkserver: build-id lookup service."""
+
+__version__ = "2.0.0"

@@ -1,0 +1,161 @@
+"""Where settings come from: environment variables, then the INI files in the original format.
+
+Nothing here imports Django, so the importer and tools can read the same configuration.
+
+Database selection, first match wins:
+1. ``DARKSERVER_DATABASE_URL`` (``sqlite:////abs/path.sqlite3`` or ``mysql://user:pass@host:port/db``);
+2. the INI file of the process's role: the web reads ``[darkserverweb]`` from
+   ``DARKSERVER_WEB_CONF`` (default ``/etc/darkserver/darkserverweb.conf``), the importer reads
+   ``[darkserver]`` from ``DARKSERVER_CONF`` (default ``/etc/darkserver/darkserver.conf``);
+3. an SQLite file in the user's data directory (``$XDG_DATA_HOME/darkserver/darkserver.sqlite3``).
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+ROLE_WEB = "web"
+ROLE_IMPORTER = "importer"
+
+_INI = {
+    ROLE_WEB: ("DARKSERVER_WEB_CONF", "/etc/darkserver/darkserverweb.conf", "darkserverweb"),
+    ROLE_IMPORTER: ("DARKSERVER_CONF", "/etc/darkserver/darkserver.conf", "darkserver"),
+}
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message says which setting and why."""
+
+
+def role() -> str:
+    """The process's role: the importer sets ``DARKSERVER_ROLE=importer`` before Django starts."""
+    value = os.environ.get("DARKSERVER_ROLE", ROLE_WEB)
+    if value not in _INI:
+        raise ConfigError(f"DARKSERVER_ROLE must be 'web' or 'importer', not {value!r}")
+    return value
+
+
+def data_dir() -> Path:
+    home_share = os.path.join(os.path.expanduser("~"), ".local", "share")
+    base = os.environ.get("XDG_DATA_HOME") or home_share
+    return Path(base) / "darkserver"
+
+
+def ini_path(for_role: str) -> Path:
+    env, default, _ = _INI[for_role]
+    return Path(os.environ.get(env, default))
+
+
+def read_ini(for_role: str) -> configparser.ConfigParser | None:
+    path = ini_path(for_role)
+    if not path.is_file():
+        return None
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read(path, encoding="utf-8")
+    except configparser.Error as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    return parser
+
+
+def database_from_url(url: str) -> dict[str, Any]:
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite":
+        name = unquote(parts.path)
+        if not name or name == "/":
+            raise ConfigError(f"DARKSERVER_DATABASE_URL {url!r} names no SQLite file")
+        return _sqlite(name)
+    if parts.scheme in ("mysql", "mariadb"):
+        return _mysql(
+            host=parts.hostname or "127.0.0.1",
+            port=parts.port or 3306,
+            user=unquote(parts.username or ""),
+            password=unquote(parts.password or ""),
+            database=parts.path.lstrip("/"),
+        )
+    raise ConfigError(
+        f"DARKSERVER_DATABASE_URL scheme must be sqlite or mysql, not {parts.scheme!r}"
+    )
+
+
+def database_from_ini(parser: configparser.ConfigParser, section: str) -> dict[str, Any] | None:
+    if not parser.has_section(section):
+        return None
+    sec = parser[section]
+    engine = sec.get("engine", "mysql").strip().lower()
+    if engine == "sqlite":
+        return _sqlite(sec.get("database", str(data_dir() / "darkserver.sqlite3")))
+    return _mysql(
+        host=sec.get("host", "127.0.0.1"),
+        port=sec.getint("port", 3306),
+        user=sec.get("user", ""),
+        password=sec.get("password", ""),
+        database=sec.get("database", "darkserver"),
+        socket=sec.get("socket", ""),
+    )
+
+
+def database_settings(for_role: str | None = None) -> dict[str, Any]:
+    """The Django ``DATABASES['default']`` entry for this process."""
+    url = os.environ.get("DARKSERVER_DATABASE_URL", "").strip()
+    if url:
+        return database_from_url(url)
+    the_role = for_role or role()
+    parser = read_ini(the_role)
+    if parser is not None:
+        found = database_from_ini(parser, _INI[the_role][2])
+        if found is not None:
+            return found
+    return _sqlite(str(data_dir() / "darkserver.sqlite3"))
+
+
+def _sqlite(name: str) -> dict[str, Any]:
+    if name != ":memory:":
+        Path(name).parent.mkdir(parents=True, exist_ok=True)
+    return {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": name,
+        # Several importer processes may write while the web reads: wait instead of failing.
+        "OPTIONS": {
+            "timeout": 30,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL",
+        },
+    }
+
+
+def _mysql(
+    host: str, port: int, user: str, password: str, database: str, socket: str = ""
+) -> dict[str, Any]:
+    options: dict[str, Any] = {"charset": "utf8mb4"}
+    if socket:
+        options["unix_socket"] = socket
+    return {
+        "ENGINE": "django.db.backends.mysql",
+        "NAME": database,
+        "USER": user,
+        "PASSWORD": password,
+        "HOST": host,
+        "PORT": str(port),
+        "OPTIONS": options,
+        # Persistent connections: connection setup is a large part of a millisecond lookup.
+        "CONN_MAX_AGE": int(os.environ.get("DARKSERVER_CONN_MAX_AGE", "600")),
+        "CONN_HEALTH_CHECKS": True,
+    }
+
+
+def setting(name: str, default: str) -> str:
+    """A plain setting: ``DARKSERVER_<NAME>`` in the environment, else ``[settings]`` of the INI."""
+    env = os.environ.get(f"DARKSERVER_{name.upper()}")
+    if env is not None:
+        return env
+    try:
+        parser = read_ini(role())
+    except ConfigError:
+        return default
+    if parser is not None and parser.has_option("settings", name):
+        return parser.get("settings", name)
+    return default

@@ -1,0 +1,57 @@
+"""Django settings. Every value comes from the environment (or conf/ INI files) with a default."""
+
+from __future__ import annotations
+
+import os
+
+from darkserver import config
+
+BASE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+# No sessions, users or admin: the service is anonymous and read-only, so a random key is fine
+# unless an operator pins one.
+SECRET_KEY = os.environ.get("DARKSERVER_SECRET_KEY", "darkserver-has-no-secrets-to-sign")
+DEBUG = os.environ.get("DARKSERVER_DEBUG", "0") == "1"
+ALLOWED_HOSTS = os.environ.get("DARKSERVER_ALLOWED_HOSTS", "*").split(",")
+
+INSTALLED_APPS = ["darkserver.lookup"]
+
+# The hot lookup path pays for every middleware; only the JSON error guard and metrics stay.
+MIDDLEWARE = [
+    "darkserver.lookup.middleware.MetricsMiddleware",
+]
+
+ROOT_URLCONF = "darkserver.urls"
+WSGI_APPLICATION = "darkserver.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {},
+    }
+]
+
+DATABASES = {"default": config.database_settings()}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+USE_TZ = True
+TIME_ZONE = "UTC"
+USE_I18N = False
+
+# Largest accepted request body (a batch of 10,000 build-ids of 64 bytes is ~1.4 MB of JSON).
+DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("DARKSERVER_MAX_BODY", str(2 * 1024 * 1024)))
+# Most build-ids one batch request may ask for.
+DARKSERVER_MAX_BATCH = int(os.environ.get("DARKSERVER_MAX_BATCH", "10000"))
+# Most rows one prefix or path lookup returns.
+DARKSERVER_MAX_MATCHES = int(os.environ.get("DARKSERVER_MAX_MATCHES", "1000"))
+
+APPEND_SLASH = False
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("DARKSERVER_LOG_LEVEL", "WARNING")},
+}

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The whole test suite, on SQLite and on MariaDB. This is the README's test command and what
+# .ci/run calls.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install.sh
+scripts/services.sh
+
+.venv/bin/ruff check .
+.venv/bin/mypy
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+echo "== test suite on SQLite"
+DARKSERVER_DATABASE_URL="sqlite:///$tmp/darkserver.sqlite3" .venv/bin/pytest -q "$@"
+
+echo "== database tests on MariaDB"
+# pytest-django creates (and drops) test_darkserver_ci itself.
+DARKSERVER_DATABASE_URL="mysql://root:@127.0.0.1:3306/darkserver_ci" \
+  .venv/bin/pytest -q -m "not browser" tests/darkserver tests/test_import_cli.py tests/test_createtable.py "$@"

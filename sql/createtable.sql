@@ -1,0 +1,71 @@
+-- Darkserver schema for MySQL / MariaDB, equal to what `darkserver migrate` creates
+-- (tests/darkserver/test_createtable.py proves it on MariaDB). Apply by hand with:
+--   mysql -u admin -p -D darkserver < /usr/share/darkserver/createtable.sql
+-- then grant the web user SELECT only (see README, "MySQL deployment").
+
+CREATE TABLE `lookup_build` (
+  `id` bigint AUTO_INCREMENT NOT NULL PRIMARY KEY,
+  `instance` varchar(64) NOT NULL,
+  `koji_build_id` bigint NULL,
+  `name` varchar(200) NOT NULL,
+  `epoch` integer NULL,
+  `version` varchar(128) NOT NULL,
+  `release` varchar(128) NOT NULL,
+  `distro` varchar(32) NOT NULL,
+  CONSTRAINT `build_nvr_unique` UNIQUE (`instance`, `name`, `version`, `release`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
+CREATE TABLE `lookup_package` (
+  `id` bigint AUTO_INCREMENT NOT NULL PRIMARY KEY,
+  `kind` varchar(8) NOT NULL,
+  `nvra` varchar(255) NOT NULL UNIQUE,
+  `name` varchar(200) NOT NULL,
+  `epoch` integer NULL,
+  `version` varchar(128) NOT NULL,
+  `release` varchar(128) NOT NULL,
+  `arch` varchar(32) NOT NULL,
+  `filename` varchar(255) NOT NULL,
+  `size` bigint NOT NULL,
+  `sha256` varchar(64) NOT NULL,
+  `sigmd5` varchar(32) NOT NULL,
+  `url` varchar(1024) NOT NULL,
+  `koji_rpm_id` bigint NULL,
+  `elf_files` integer NOT NULL,
+  `without_build_id` integer NOT NULL,
+  `imported_at` datetime(6) NOT NULL,
+  `build_id` bigint NOT NULL
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
+-- build_id is the raw GNU build-id (4..64 bytes), path_key the first 16 bytes of
+-- SHA-256(path): binary keys keep both indexes small at 10^8 rows.
+CREATE TABLE `lookup_elffile` (
+  `id` bigint AUTO_INCREMENT NOT NULL PRIMARY KEY,
+  `build_id` varbinary(64) NOT NULL,
+  `path` longtext NOT NULL,
+  `path_key` varbinary(16) NOT NULL,
+  `elf_type` smallint NOT NULL,
+  `machine` smallint NOT NULL,
+  `debug` bool NOT NULL,
+  `package_note` longtext NULL,
+  `package_id` bigint NOT NULL
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
+CREATE INDEX `package_name_idx` ON `lookup_package` (`name`);
+CREATE INDEX `elf_build_id_idx` ON `lookup_elffile` (`build_id`);
+CREATE INDEX `elf_path_key_idx` ON `lookup_elffile` (`path_key`);
+ALTER TABLE `lookup_elffile` ADD CONSTRAINT `elf_package_path_unique` UNIQUE (`package_id`, `path_key`);
+CREATE INDEX `build_name_idx` ON `lookup_build` (`name`);
+ALTER TABLE `lookup_package` ADD CONSTRAINT `lookup_package_build_id_96cd3748_fk_lookup_build_id`
+  FOREIGN KEY (`build_id`) REFERENCES `lookup_build` (`id`);
+ALTER TABLE `lookup_elffile` ADD CONSTRAINT `lookup_elffile_package_id_4c3a46d0_fk_lookup_package_id`
+  FOREIGN KEY (`package_id`) REFERENCES `lookup_package` (`id`);
+
+-- Record the migrations this file stands for, so `darkserver migrate` and the readiness check
+-- see the schema as migrated.
+CREATE TABLE IF NOT EXISTS `django_migrations` (
+  `id` bigint AUTO_INCREMENT NOT NULL PRIMARY KEY,
+  `app` varchar(255) NOT NULL,
+  `name` varchar(255) NOT NULL,
+  `applied` datetime(6) NOT NULL
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+INSERT INTO `django_migrations` (`app`, `name`, `applied`) VALUES ('lookup', '0001_initial', NOW(6));
