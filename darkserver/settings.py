@@ -16,7 +16,7 @@ ALLOWED_HOSTS = os.environ.get("DARKSERVER_ALLOWED_HOSTS", "*").split(",")
 
 INSTALLED_APPS = ["darkserver.lookup"]
 
-# The hot lookup path pays for every middleware; only the JSON error guard and metrics stay.
+# The hot lookup path pays for every middleware: only the metrics middleware runs.
 MIDDLEWARE = [
     "darkserver.lookup.middleware.MetricsMiddleware",
 ]
@@ -48,10 +48,15 @@ DARKSERVER_MAX_BATCH = int(os.environ.get("DARKSERVER_MAX_BATCH", "10000"))
 DARKSERVER_MAX_MATCHES = int(os.environ.get("DARKSERVER_MAX_MATCHES", "1000"))
 
 APPEND_SLASH = False
+# No static files are served (the page inlines its CSS and JS); set for Django's test servers.
+STATIC_URL = "/static/"
+# Candidate download URL templates listed beside each package's stored URL (JSON list,
+# format in docs/API.md).
+DARKSERVER_URL_TEMPLATES = config.setting("url_templates", "[]")
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("DARKSERVER_LOG_LEVEL", "WARNING")},
+    "root": {"handlers": ["console"], "level": os.environ.get("DARKSERVER_LOG_LEVEL", "WARNING").upper()},
 }

@@ -43,8 +43,8 @@ CREATE TABLE `lookup_elffile` (
   `build_id` varbinary(64) NOT NULL,
   `path` longtext NOT NULL,
   `path_key` varbinary(16) NOT NULL,
-  `elf_type` smallint NOT NULL,
-  `machine` smallint NOT NULL,
+  `elf_type` smallint UNSIGNED NOT NULL,
+  `machine` smallint UNSIGNED NOT NULL,
   `debug` bool NOT NULL,
   `package_note` longtext NULL,
   `package_id` bigint NOT NULL

@@ -79,8 +79,8 @@ class ElfFile(models.Model):
     build_id = ShortBinaryField(max_length=MAX_BUILD_ID_BYTES)
     path = models.TextField()
     path_key = ShortBinaryField(max_length=16)
-    elf_type = models.SmallIntegerField()
-    machine = models.SmallIntegerField()
+    elf_type = models.PositiveSmallIntegerField()
+    machine = models.PositiveSmallIntegerField()
     debug = models.BooleanField(default=False)
     package_note = models.TextField(null=True, blank=True, help_text="FDO .note.package JSON")
 

@@ -1,0 +1,246 @@
+"""Which download URL really serves a package: mirror first, then Koji, then the archive.
+
+Candidates come from the local per-distro templates (config) and from the server's match
+``urls``. They are checked with HEAD requests on a thread pool, tier by tier: every package's
+mirror candidates at once, then Koji for the packages still unresolved, then the archive, so a
+run costs at most one check timeout per tier however many packages it has. A host that does
+not answer (refused, reset, timed out) is remembered as dead for ``dead_host_ttl`` seconds, in
+memory and in a small JSON file under the cache directory, and is not asked again meanwhile;
+a 404 is an answer, not a dead host.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import re
+import tempfile
+import threading
+import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+
+from darkclient.config import Config
+
+# Order of the tiers; "package" is the URL the package was imported from (Koji or local).
+KIND_RANK = {"mirror": 0, "koji": 1, "package": 1, "archive": 2}
+DEBUG_SUFFIXES = ("-debuginfo", "-debugsource", "-dbgsym", "-dbg")
+MAX_WORKERS = 16
+
+
+def is_debug_package(package: dict[str, Any]) -> bool:
+    return str(package.get("name", "")).endswith(DEBUG_SUFFIXES)
+
+
+def host_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def template_context(package: dict[str, Any], build: dict[str, Any]) -> dict[str, str]:
+    """The placeholders of a URL template for one package (see config.EXAMPLE_CONTEXT)."""
+    name = str(package.get("name") or "")
+    source = str(build.get("name") or name)
+    distro = str(build.get("distro") or "")
+    arch = str(package.get("arch") or "")
+    epoch = package.get("epoch")
+    releasever = "".join(re.findall(r"\d+", distro)[:1])
+    initial = name[:1].lower()
+    return {
+        "name": name,
+        "epoch": "" if epoch is None else str(epoch),
+        "version": str(package.get("version") or ""),
+        "release": str(package.get("release") or ""),
+        "arch": arch,
+        # noarch packages sit in every architecture's tree on a mirror.
+        "basearch": platform.machine() if arch == "noarch" else arch,
+        "nvra": str(package.get("nvra") or ""),
+        "filename": str(package.get("filename") or ""),
+        "kind": str(package.get("kind") or ""),
+        "distro": distro,
+        "distro_version": releasever,
+        "releasever": releasever,
+        "initial": initial,
+        "first": initial,
+        "build_name": source,
+        "build_version": str(build.get("version") or package.get("version") or ""),
+        "build_release": str(build.get("release") or package.get("release") or ""),
+        "pool_prefix": source[:4] if source.startswith("lib") else source[:1],
+        "instance": str(build.get("instance") or ""),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    kind: str
+    url: str
+    origin: str  # "config" or "server"
+
+
+def candidates(match: dict[str, Any], cfg: Config) -> list[Candidate]:
+    """Every candidate URL of a match's package, in the order to try them."""
+    package = match.get("package") or {}
+    build = match.get("build") or {}
+    out: list[Candidate] = []
+    filename = str(package.get("filename") or "")
+    if filename and "/" not in filename:
+        ctx = template_context(package, build)
+        templates = cfg.templates_for(ctx["distro"])
+        debug = is_debug_package(package)
+        for kind in ("mirror", "koji", "archive"):
+            chosen = templates.get(f"{kind}_debug") if debug else None
+            for template in chosen if chosen is not None else templates.get(kind, []):
+                with contextlib.suppress(KeyError, IndexError, ValueError):
+                    out.append(Candidate(kind, template.format(**ctx), "config"))
+    for item in match.get("urls") or []:
+        if isinstance(item, dict) and isinstance(item.get("url"), str):
+            url = item["url"]
+            if url.startswith(("http://", "https://")):
+                out.append(Candidate(str(item.get("kind") or "package"), url, "server"))
+    unique: dict[str, Candidate] = {}
+    for c in out:
+        unique.setdefault(c.url, c)
+    # Stable: within a tier, local configuration before the server's suggestions.
+    return sorted(unique.values(), key=lambda c: KIND_RANK.get(c.kind, 3))
+
+
+class DeadHosts:
+    """Hosts that did not answer, until an expiry time; persisted as {host: expiry epoch}."""
+
+    def __init__(self, path: Path | None, ttl: float) -> None:
+        self.path = path
+        self.ttl = ttl
+        self._lock = threading.Lock()
+        self._dead: dict[str, float] = {}
+        self._changed = False
+        if path is not None:
+            try:
+                raw = json.loads(path.read_text())
+                now = time.time()
+                self._dead = {str(h): float(t) for h, t in raw.items() if float(t) > now}
+            except (OSError, ValueError, AttributeError, TypeError):
+                self._dead = {}
+
+    def is_dead(self, host: str) -> bool:
+        with self._lock:
+            until = self._dead.get(host)
+            return until is not None and until > time.time()
+
+    def mark(self, host: str) -> None:
+        with self._lock:
+            self._dead[host] = time.time() + self.ttl
+            self._changed = True
+
+    def save(self) -> None:
+        if self.path is None or not self._changed:
+            return
+        with self._lock:
+            now = time.time()
+            data = {h: t for h, t in self._dead.items() if t > now}
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".dead-hosts.")
+            with os.fdopen(fd, "w") as f:
+                json.dump(data, f)
+            os.replace(tmp, self.path)
+        except OSError:
+            pass  # a cache that cannot be written is only a slower next run
+        self._changed = False
+
+
+@dataclass(slots=True)
+class Check:
+    url: str
+    kind: str
+    ok: bool
+    status: int | None = None
+    error: str = ""  # "host marked dead", "timed out", "connection refused", ...
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"url": self.url, "kind": self.kind, "ok": self.ok, "status": self.status,
+                "error": self.error}
+
+
+@dataclass(slots=True)
+class Resolution:
+    url: str | None
+    kind: str | None
+    checks: list[Check] = field(default_factory=list)
+
+
+class Resolver:
+    """Finds the first answering URL for many packages at once, one HEAD per distinct URL."""
+
+    def __init__(self, cfg: Config, session: requests.Session | None = None,
+                 dead_hosts: DeadHosts | None = None) -> None:
+        self.cfg = cfg
+        self.session = session or make_session()
+        self.dead = dead_hosts or DeadHosts(cfg.cache_dir / "dead-hosts.json", cfg.dead_host_ttl)
+        self._results: dict[str, Check] = {}
+
+    def check(self, url: str, kind: str) -> Check:
+        host = host_of(url)
+        if self.dead.is_dead(host):
+            return Check(url, kind, False, None, "host marked dead (not asked)")
+        timeout = self.cfg.check_timeout
+        try:
+            resp = self.session.head(url, timeout=(timeout, timeout), allow_redirects=True)
+            if resp.status_code in (405, 501):  # a server without HEAD: ask for one byte
+                resp = self.session.get(url, timeout=(timeout, timeout), stream=True,
+                                        headers={"Range": "bytes=0-0"}, allow_redirects=True)
+                resp.close()
+        except requests.exceptions.Timeout:
+            self.dead.mark(host)
+            return Check(url, kind, False, None, f"no answer within {timeout:g} s")
+        except requests.exceptions.ConnectionError as exc:
+            self.dead.mark(host)
+            reason = "connection refused" if "refused" in str(exc).lower() else "connection failed"
+            return Check(url, kind, False, None, reason)
+        except requests.exceptions.RequestException as exc:
+            return Check(url, kind, False, None, type(exc).__name__)
+        ok = 200 <= resp.status_code < 300
+        return Check(url, kind, ok, resp.status_code, "" if ok else f"HTTP {resp.status_code}")
+
+    def resolve_many(self, lists: Iterable[list[Candidate]]) -> list[Resolution]:
+        """For each candidate list, the first candidate (in order) that answered 2xx."""
+        todo = [list(c) for c in lists]
+        out = [Resolution(None, None) for _ in todo]
+        ranks = sorted({KIND_RANK.get(c.kind, 3) for cl in todo for c in cl})
+        with ThreadPoolExecutor(max_workers=MAX_WORKERS) as pool:
+            for rank in ranks:
+                open_ = [i for i, r in enumerate(out) if r.url is None]
+                wanted = {c.url: c.kind for i in open_ for c in todo[i]
+                          if KIND_RANK.get(c.kind, 3) == rank and c.url not in self._results}
+                for check in pool.map(lambda kv: self.check(*kv), list(wanted.items())):
+                    self._results[check.url] = check
+                for i in open_:
+                    for c in todo[i]:
+                        if KIND_RANK.get(c.kind, 3) != rank:
+                            continue
+                        check = self._results[c.url]
+                        out[i].checks.append(check)
+                        if check.ok:
+                            out[i].url, out[i].kind = c.url, c.kind
+                            break
+        self.dead.save()
+        return out
+
+
+def make_session() -> requests.Session:
+    session = requests.Session()
+    adapter = requests.adapters.HTTPAdapter(pool_connections=MAX_WORKERS,
+                                            pool_maxsize=MAX_WORKERS)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    session.headers["User-Agent"] = "darkclient/1"
+    # Proxies from the environment are honoured; .netrc credentials are not sent anywhere.
+    session.trust_env = True
+    return session

@@ -1,0 +1,97 @@
+"""URL path converters: identifiers are normalised before a view sees them.
+
+Each converter matches a broad path segment and validates it itself, so that a malformed value
+gets a JSON 400 naming the problem (``BadBuildId`` reaches ``errors.bad_request``) rather than a
+silent 404 for a route that did not match. Views receive canonical values and never re-check.
+"""
+
+from __future__ import annotations
+
+import re
+
+from darkserver.lookup.errors import ApiError, BadBuildId
+
+MIN_DIGITS = 8  # 4 bytes: the shortest build-id a linker writes is 8 bytes; keep some slack
+MAX_DIGITS = 128  # 64 bytes: models.MAX_BUILD_ID_BYTES
+MIN_PREFIX_DIGITS = 16  # Breakpad-style tools keep the first 16 bytes; 8 would match too much
+PREFIX_RULE = f"a build-id prefix must be {MIN_PREFIX_DIGITS} to {MAX_DIGITS} hex digits"
+
+_BUILD_ID = re.compile(f"(?:[0-9a-fA-F]{{2}}){{{MIN_DIGITS // 2},{MAX_DIGITS // 2}}}")
+_PREFIX = re.compile(f"[0-9a-fA-F]{{{MIN_PREFIX_DIGITS},{MAX_DIGITS}}}")
+
+
+def normalize_build_id(value: str) -> str:
+    """The lower-case hex form of a build-id, or ``BadBuildId`` saying what is wrong."""
+    if _BUILD_ID.fullmatch(value) is None:
+        raise BadBuildId(value)
+    return value.lower()
+
+
+def normalize_prefix(value: str) -> str:
+    if _PREFIX.fullmatch(value) is None:
+        raise BadBuildId(value, PREFIX_RULE)
+    return value.lower()
+
+
+class BuildIdConverter:
+    """``<buildid:...>``: one build-id, as lower-case hex."""
+
+    regex = "[^/]+"
+
+    def to_python(self, value: str) -> str:
+        return normalize_build_id(value)
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
+class BuildIdListConverter:
+    """``<buildids:...>``: comma-separated build-ids (the compatibility URL), de-duplicated."""
+
+    regex = "[^/]+"
+
+    def to_python(self, value: str) -> list[str]:
+        ids = [normalize_build_id(part) for part in value.split(",")]
+        return list(dict.fromkeys(ids))
+
+    def to_url(self, value: list[str] | str) -> str:
+        return value if isinstance(value, str) else ",".join(value)
+
+
+class PrefixConverter:
+    """``<buildidprefix:...>``: the first digits of a build-id (any parity)."""
+
+    regex = "[^/]+"
+
+    def to_python(self, value: str) -> str:
+        return normalize_prefix(value)
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
+class NvraConverter:
+    """``<nvra:...>``: a package's N-V-R.A (or deb name_version_arch), with or without the
+    file suffix; the stored key has none."""
+
+    regex = "[^/]+"
+
+    def to_python(self, value: str) -> str:
+        for suffix in (".rpm", ".deb"):
+            if value.endswith(suffix):
+                value = value[: -len(suffix)]
+                break
+        if not value:
+            raise ApiError("empty package name", nvra=value)
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
+CONVERTERS = {
+    "buildid": BuildIdConverter,
+    "buildids": BuildIdListConverter,
+    "buildidprefix": PrefixConverter,
+    "nvra": NvraConverter,
+}

@@ -1,0 +1,107 @@
+"""Every error is a JSON document ``{"error": <message>, "status": N, ...}``, never HTML.
+
+Views and URL converters raise :class:`ApiError`; the handlers below (wired in
+``darkserver/urls.py``) and the :func:`api` view decorator turn it into a response.
+An ``ApiError`` is also a Django ``BadRequest`` so that one raised while a URL is being resolved
+(a converter rejecting a malformed build-id) reaches ``handler400`` instead of becoming a 500.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import BadRequest, RequestDataTooBig
+from django.http import HttpRequest, HttpResponse, JsonResponse
+
+BUILD_ID_RULE = "build-id must be 8 to 128 hex digits, even length"
+
+
+def error_response(status: int, message: str, **extra: Any) -> JsonResponse:
+    response = JsonResponse({"error": message, "status": status, **extra}, status=status)
+    # A client that retries on errors should not cache them either.
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+class ApiError(BadRequest):
+    """An error with its HTTP status and the keys that echo what the client sent."""
+
+    status = 400
+
+    def __init__(self, message: str, *, status: int | None = None, **extra: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        if status is not None:
+            self.status = status
+        self.extra = extra
+
+    def response(self) -> JsonResponse:
+        return error_response(self.status, self.message, **self.extra)
+
+
+class BadBuildId(ApiError):
+    """A malformed build-id (or build-id prefix); echoes it and states the rule."""
+
+    def __init__(self, value: str, rule: str = BUILD_ID_RULE, **extra: Any) -> None:
+        super().__init__(f"malformed build-id {value!r}: {rule}", buildid=value, **extra)
+
+
+def api(*methods: str) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
+    """Allow only ``methods`` (GET brings HEAD, answered like GET) with a JSON 405 and ``Allow``
+    otherwise, and turn the view's ``ApiError`` and an oversized body into JSON responses."""
+    allowed = set(methods) | ({"HEAD"} if "GET" in methods else set())
+    allow = ", ".join(sorted(allowed))
+
+    def decorate(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @functools.wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if request.method not in allowed:
+                response = error_response(
+                    405, f"method {request.method} not allowed here; use {allow}",
+                    method=request.method,
+                )
+                response["Allow"] = allow
+                return response
+            try:
+                return view(request, *args, **kwargs)
+            except ApiError as exc:
+                return exc.response()
+            except RequestDataTooBig:
+                # Raised by request.body when Content-Length exceeds the setting.
+                return error_response(
+                    413,
+                    f"request body too large; at most {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes",
+                    limit=settings.DATA_UPLOAD_MAX_MEMORY_SIZE,
+                )
+
+        return wrapper
+
+    return decorate
+
+
+# handler400/403/404/500 of darkserver/urls.py. Django calls them only with DEBUG off; with
+# DEBUG on it shows its own pages, which is what a developer wants.
+
+
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    if isinstance(exception, ApiError):
+        return exception.response()
+    return error_response(400, "bad request")
+
+
+def forbidden(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    return error_response(403, "forbidden")
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    return error_response(
+        404, "no such endpoint; the API is described at /api/v1/openapi.json", path=request.path
+    )
+
+
+def server_error(request: HttpRequest) -> JsonResponse:
+    # The traceback goes to the log (django.request), never to the client.
+    return error_response(500, "internal error; the server log has the details")

@@ -1,0 +1,76 @@
+"""Every Prometheus metric of the web service, declared here and nowhere else.
+
+The metrics live in their own registry so that /metrics shows exactly what is declared (a test
+compares the two). Under gunicorn with several workers set ``PROMETHEUS_MULTIPROC_DIR`` to an
+empty directory shared by the workers: /metrics then aggregates every worker's numbers.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.multiprocess import MultiProcessCollector
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+REQUESTS = Counter(
+    "darkserver_http_requests",
+    "HTTP requests answered, by route name, method and status code.",
+    ["route", "method", "status"],
+    registry=REGISTRY,
+)
+LATENCY = Histogram(
+    "darkserver_http_request_duration_seconds",
+    "Time from the request reaching Django to the response leaving it, by route name.",
+    ["route"],
+    # The targets are a 1 ms median and a 5 ms p99: resolve well around them.
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0),
+    registry=REGISTRY,
+)
+BUILDIDS_ASKED = Counter(
+    "darkserver_lookup_buildids",
+    "Build-ids looked up, by endpoint (single, batch, compat).",
+    ["endpoint"],
+    registry=REGISTRY,
+)
+BUILDIDS_MISSING = Counter(
+    "darkserver_lookup_buildids_missing",
+    "Build-ids looked up that matched nothing, by endpoint (single, batch, compat).",
+    ["endpoint"],
+    registry=REGISTRY,
+)
+BATCH_SIZE = Histogram(
+    "darkserver_batch_size",
+    "Build-ids per batch request.",
+    buckets=(1, 10, 100, 500, 1000, 2000, 5000, 10000),
+    registry=REGISTRY,
+)
+
+DECLARED = (REQUESTS, LATENCY, BUILDIDS_ASKED, BUILDIDS_MISSING, BATCH_SIZE)
+
+
+def declared_names() -> set[str]:
+    """The metric family names of DECLARED, as the registry reports them."""
+    return {family.name for metric in DECLARED for family in metric.describe()}
+
+
+def lookup(endpoint: str, asked: int, missing: int) -> None:
+    BUILDIDS_ASKED.labels(endpoint).inc(asked)
+    if missing:
+        BUILDIDS_MISSING.labels(endpoint).inc(missing)
+
+
+def exposition() -> bytes:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)
+        return generate_latest(registry)
+    return generate_latest(REGISTRY)

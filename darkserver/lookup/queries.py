@@ -1,0 +1,216 @@
+"""Every database read of the web service, next to the models. Read-only by construction.
+
+The lookup functions return plain row dicts (``.values()``, joined to package and build in the
+same query) for ``serialize``; no model instances, no per-row queries.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections, router
+from django.db.migrations.executor import MigrationExecutor
+from django.db.models import Count, Sum
+
+from darkserver.lookup.models import Build, ElfFile, Package, path_key
+
+log = logging.getLogger(__name__)
+
+Row = dict[str, Any]
+
+PACKAGE_FIELDS = (
+    "kind", "nvra", "name", "epoch", "version", "release", "arch", "filename", "size", "sha256",
+    "sigmd5", "url", "koji_rpm_id",
+)
+BUILD_FIELDS = ("name", "epoch", "version", "release", "distro", "instance", "koji_build_id")
+# One ELF row with its package and build, as serialize.py reads it.
+MATCH_FIELDS = (
+    "build_id", "path", "elf_type", "machine", "debug", "package_note", "package_id",
+    *(f"package__{f}" for f in PACKAGE_FIELDS),
+    *(f"package__build__{f}" for f in BUILD_FIELDS),
+)
+# Ids per IN (...) list: under SQLite's historic 999-variable limit, few round trips for 10^4 ids.
+CHUNK = 500
+STATS_SECONDS = 60.0  # counting 10^8 rows is not free: statistics are recomputed once a minute
+
+
+def _chunks(items: list[bytes], size: int) -> Iterator[list[bytes]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+# IN lists are padded up to one of these sizes, so that few statements are ever compiled.
+_IN_SIZES = (1, 8, 64, CHUNK)
+
+
+@functools.lru_cache(maxsize=32)
+def _lookup_sql(alias: str, size: int) -> str:
+    """The SQL of "rows whose build-id is one of ``size`` values", compiled once per database.
+
+    Compiling a three-table ``.values()`` query costs more than running it (about 1 ms against
+    0.1 ms on SQLite), and Django's per-row converters as much again for a batch; this is the
+    hot path, so the ORM writes the SQL once and the rows come straight from the cursor.
+    """
+    # Distinct placeholder values: the ORM drops duplicates from an IN list.
+    placeholders = [i.to_bytes(2, "big") for i in range(size)]
+    qs = ElfFile.objects.using(alias).filter(build_id__in=placeholders)
+    sql, params = qs.values(*MATCH_FIELDS).query.get_compiler(using=alias).as_sql()
+    if len(params) != size:  # pragma: no cover - a Django change would show up here first
+        raise AssertionError(f"unexpected parameters {params!r} in {sql}")
+    return str(sql)
+
+
+def _rows(build_ids: list[bytes]) -> list[Row]:
+    """Rows with any of ``build_ids`` (at most CHUNK) in one query, in no particular order.
+
+    The values are the database's own: ``debug`` may be 0/1 and ``build_id`` bytes or a
+    memoryview, which ``serialize`` accepts.
+    """
+    size = next(n for n in _IN_SIZES if n >= len(build_ids))
+    params = build_ids + [build_ids[0]] * (size - len(build_ids))  # repeats match nothing new
+    alias = router.db_for_read(ElfFile) or DEFAULT_DB_ALIAS
+    with connections[alias].cursor() as cursor:
+        cursor.execute(_lookup_sql(alias, size), params)
+        return [dict(zip(MATCH_FIELDS, row, strict=True)) for row in cursor.fetchall()]
+
+
+def _by_package_and_path(row: Row) -> tuple[str, str]:
+    return row["package__nvra"], row["path"]
+
+
+def by_build_id(build_id: str) -> list[Row]:
+    """Every ELF row with this (normalised, hex) build-id, by package NVRA and path."""
+    return sorted(_rows([bytes.fromhex(build_id)]), key=_by_package_and_path)
+
+
+def by_build_ids(build_ids: Iterable[str]) -> dict[str, list[Row]]:
+    """Rows per requested id (ids with no row are absent): one query per CHUNK ids."""
+    wanted = [bytes.fromhex(b) for b in dict.fromkeys(build_ids)]
+    found: dict[str, list[Row]] = {}
+    for chunk in _chunks(wanted, CHUNK):
+        for row in _rows(chunk):
+            found.setdefault(bytes(row["build_id"]).hex(), []).append(row)
+    for rows in found.values():
+        rows.sort(key=_by_package_and_path)
+    return found
+
+
+def prefix_range(prefix: str) -> tuple[bytes, bytes | None]:
+    """The binary range [low, high) holding every build-id that starts with the hex ``prefix``.
+
+    An odd number of digits ends in half a byte: ``abc`` covers ``ab c0`` up to ``ab d0``.
+    A prefix of only ``f`` digits has no upper bound.
+    """
+    digits = len(prefix)
+    pad = "0" * (digits % 2)
+    low = bytes.fromhex(prefix + pad)
+    following = int(prefix, 16) + 1
+    if following >> (4 * digits):
+        return low, None
+    return low, bytes.fromhex(f"{following:0{digits}x}" + pad)
+
+
+def by_prefix(prefix: str, limit: int) -> tuple[list[Row], bool]:
+    """Rows whose build-id starts with ``prefix`` (an index range scan), at most ``limit``."""
+    low, high = prefix_range(prefix)
+    qs = ElfFile.objects.filter(build_id__gte=low)
+    if high is not None:
+        qs = qs.filter(build_id__lt=high)
+    rows = list(qs.order_by("build_id", "package__nvra", "path").values(*MATCH_FIELDS)[: limit + 1])
+    return rows[:limit], len(rows) > limit
+
+
+def by_path(path: str, limit: int) -> tuple[list[Row], bool]:
+    """Rows installed at ``path``: found through the 16-byte path hash index, then compared."""
+    qs = ElfFile.objects.filter(path_key=path_key(path), path=path)
+    rows = list(qs.order_by("package__nvra").values(*MATCH_FIELDS)[: limit + 1])
+    return rows[:limit], len(rows) > limit
+
+
+def package_row(nvra: str) -> Row | None:
+    """A package and its build, keyed like MATCH_FIELDS (without the ELF keys), or None."""
+    fields = [*PACKAGE_FIELDS, *(f"build__{f}" for f in BUILD_FIELDS)]
+    found = Package.objects.filter(nvra=nvra).values("id", *fields).first()
+    if found is None:
+        return None
+    row = {f"package__{k}": v for k, v in found.items() if k != "id"}
+    row["package_id"] = found["id"]
+    return row
+
+
+def package_rows(nvra: str) -> tuple[Row | None, list[Row]]:
+    """A package (see package_row) and its ELF rows in path order."""
+    rows = list(
+        ElfFile.objects.filter(package__nvra=nvra).order_by("path").values(*MATCH_FIELDS)
+    )
+    if rows:
+        return rows[0], rows
+    # A package without ELF files with build-ids is still known: say so rather than 404.
+    return package_row(nvra), []
+
+
+def builds_of(name: str) -> list[Row]:
+    """The builds named ``name`` or producing a binary package named ``name``, each with the
+    NVRAs of its packages; ordered by version text then import order."""
+    ids = set(Build.objects.filter(name=name).values_list("id", flat=True))
+    ids.update(Package.objects.filter(name=name).values_list("build_id", flat=True))
+    if not ids:
+        return []
+    ordered = Build.objects.filter(id__in=ids).order_by("version", "release", "id")
+    builds = list(ordered.values("id", *BUILD_FIELDS))
+    nvras: dict[int, list[str]] = {}
+    for build_id, nvra in (
+        Package.objects.filter(build_id__in=ids).order_by("nvra").values_list("build_id", "nvra")
+    ):
+        nvras.setdefault(build_id, []).append(nvra)
+    for build in builds:
+        build["packages"] = nvras.get(build.pop("id"), [])
+    return builds
+
+
+_stats: tuple[float, dict[str, Any]] | None = None
+
+
+def stats(max_age: float = STATS_SECONDS) -> dict[str, Any]:
+    global _stats
+    now = time.monotonic()
+    if _stats is not None and now - _stats[0] < max_age:
+        return _stats[1]
+    per_distro = (
+        Package.objects.values_list("build__distro").annotate(n=Count("id")).order_by("build__distro")
+    )
+    result = {
+        "builds": Build.objects.count(),
+        "packages": Package.objects.count(),
+        "elf_files": ElfFile.objects.count(),
+        "build_ids": ElfFile.objects.values("build_id").distinct().count(),
+        "without_build_id": Package.objects.aggregate(n=Sum("without_build_id"))["n"] or 0,
+        "distros": dict(per_distro),
+    }
+    _stats = (now, result)
+    return result
+
+
+def readiness() -> tuple[bool, dict[str, str]]:
+    """Database reachable and every migration applied (the web never migrates: the importer's
+    ``darkserver migrate`` does)."""
+    parts = {"database": "ok", "migrations": "ok"}
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+        executor = MigrationExecutor(connection)
+        plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
+    except DatabaseError:
+        log.exception("readiness: database check failed")
+        parts.update(database="unreachable", migrations="unknown")
+        return False, parts
+    if plan:
+        pending = ", ".join(f"{m.app_label}.{m.name}" for m, _backwards in plan)
+        parts["migrations"] = f"not applied: {pending}"
+        return False, parts
+    return True, parts

@@ -1,0 +1,31 @@
+"""Every route. The compatibility URLs are a fixed contract; /api/v1/ is what openapi.json
+documents (a test keeps the two equal). Route names label the metrics."""
+
+from django.urls import path, register_converter
+
+from darkserver.lookup import views_api, views_compat, views_page
+from darkserver.lookup.converters import CONVERTERS
+
+for _name, _converter in CONVERTERS.items():
+    register_converter(_converter, _name)
+
+urlpatterns = [
+    path("", views_page.index, name="index"),
+    # The original service.
+    path("buildids/<buildids:buildids>", views_compat.buildids, name="compat-buildids"),
+    path("rpm2buildids/<nvra:nvra>", views_compat.rpm2buildids, name="compat-rpm2buildids"),
+    path("package/<nvra:nvra>", views_compat.package, name="compat-package"),
+    path("serverversion", views_compat.serverversion, name="compat-serverversion"),
+    # /api/v1/
+    path("api/v1/buildid/<buildid:buildid>", views_api.buildid, name="api-buildid"),
+    path("api/v1/buildids", views_api.batch, name="api-buildids"),
+    path("api/v1/prefix/<buildidprefix:prefix>", views_api.prefix, name="api-prefix"),
+    path("api/v1/rpm/<nvra:nvra>", views_api.rpm, name="api-rpm"),
+    path("api/v1/package/<str:name>", views_api.package, name="api-package"),
+    path("api/v1/path", views_api.path, name="api-path"),
+    path("api/v1/stats", views_api.stats, name="api-stats"),
+    path("api/v1/health", views_api.health, name="api-health"),
+    path("api/v1/health/ready", views_api.ready, name="api-ready"),
+    path("api/v1/openapi.json", views_api.openapi, name="api-openapi"),
+    path("metrics", views_api.prometheus, name="metrics"),
+]

@@ -1,0 +1,112 @@
+"""--download and --debug-dir end to end: a stripped binary's core, the debug file fetched from
+a real rpm on a local HTTP server, and real gdb showing function names and source lines."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from darkclient.cli import main
+from darkserver.lookup.models import Package
+from tests.darkclient.conftest import (
+    MAIN_C,
+    FileServer,
+    Program,
+    Rpms,
+    add_package,
+    make_build,
+    sha256,
+)
+
+
+def run(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(argv), out, err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def gdb_bt(binary: Path, core: Path, debug_dir: Path) -> str:
+    proc = subprocess.run(
+        ["gdb", "-nx", "-batch", "-iex", "set debuginfod enabled off",
+         "-iex", f"set debug-file-directory {debug_dir}", "-ex", "bt", str(binary), str(core)],
+        capture_output=True, text=True, timeout=120)
+    return proc.stdout + proc.stderr
+
+
+def debug_file(root: Path, build_id: str) -> Path:
+    return root / ".build-id" / build_id[:2] / f"{build_id[2:]}.debug"
+
+
+def test_gdb_finds_symbols_in_debug_dir(darkserver: str, client_env: Path,
+                                        crashy_rows: dict[str, Any], program: Program,
+                                        cores: dict[str, Path], tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    before = gdb_bt(program.stripped, cores["stripped"], empty)
+    assert "crash_here" not in before  # the control: stripped, no symbols
+
+    dbg = tmp_path / "debug"
+    code, out, err = run("core", str(cores["stripped"]), "--server", darkserver,
+                         "--debug-dir", str(dbg))
+    assert code == 1, err  # the shared libraries are unknown to this server
+    target = debug_file(dbg, program.main_id)
+    assert target.read_bytes() == program.debug.read_bytes()
+    assert f"    debug file: {target}" in out.splitlines()
+    # Nothing else was written: no member under its own name, no leftovers.
+    assert sorted(p.relative_to(dbg) for p in dbg.rglob("*") if p.is_file()) == [
+        target.relative_to(dbg)]
+
+    after = gdb_bt(program.stripped, cores["stripped"], dbg)
+    lines = MAIN_C.splitlines()
+    raise_line = next(i for i, t in enumerate(lines, 1) if "raise(SIGABRT)" in t)
+    call_line = next(i for i, t in enumerate(lines, 1) if "return crash_here(v)" in t)
+    assert f"in crash_here (depth=3) at crashy.c:{raise_line}" in after, after
+    assert "in main (argc=1, " in after and f"at crashy.c:{call_line}" in after
+
+
+def test_download_verifies(darkserver: str, client_env: Path, crashy_rows: dict[str, Any],
+                           program: Program, rpms: Rpms, tmp_path: Path) -> None:
+    dl = tmp_path / "dl"
+    code, out, err = run("buildid", program.main_id, "--server", darkserver,
+                         "--download", str(dl))
+    assert (code, err) == (0, "")
+    assert sorted(p.name for p in dl.iterdir()) == [rpms.main.name]
+    assert sha256(dl / rpms.main.name) == sha256(rpms.main)
+
+    code, out, err = run("buildid", program.main_id, "--server", darkserver,
+                         "--download", str(dl), "--debuginfo")
+    assert code == 0
+    assert sorted(p.name for p in dl.iterdir()) == sorted([rpms.main.name, rpms.debuginfo.name])
+
+    Package.objects.filter(name="crashy").update(sha256="00" * 32)
+    bad = tmp_path / "bad"
+    code, out, err = run("buildid", program.main_id, "--server", darkserver,
+                         "--download", str(bad))
+    assert code == 2
+    assert "SHA-256 mismatch" in err and err.count("\n") == 1
+    assert list(bad.iterdir()) == []  # nothing half-downloaded left behind
+
+
+def test_size_mismatch_and_wrong_member(darkserver: str, client_env: Path, program: Program,
+                                        rpms: Rpms, koji: FileServer, tmp_path: Path) -> None:
+    build = make_build()
+    url = f"{koji.url}/{rpms.debuginfo.name}"
+    (koji.root / rpms.debuginfo.name).write_bytes(rpms.debuginfo.read_bytes())
+    debug_path = "/usr/lib/debug/usr/bin/crashy-1.0-1.fc40.x86_64.debug"
+    # The server claims libdca's build-id lives in crashy's debug file: the extracted file's
+    # own build-id disagrees, so nothing is installed.
+    add_package("crashy-debuginfo", build, rpms.debuginfo, url,
+                [(program.liba_id, debug_path, True)])
+    dbg = tmp_path / "debug"
+    code, out, err = run("buildid", program.liba_id, "--server", darkserver,
+                         "--debug-dir", str(dbg))
+    assert code == 2
+    assert f"build-id {program.main_id} differs from {program.liba_id}" in err
+    assert not any(p.is_file() for p in dbg.rglob("*"))
+
+    Package.objects.update(size=123)
+    code, out, err = run("buildid", program.liba_id, "--server", darkserver,
+                         "--debug-dir", str(dbg))
+    assert code == 2 and "larger than the 123 bytes expected" in err
