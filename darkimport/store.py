@@ -27,7 +27,7 @@ class StoreResult:
 
 
 def package_exists(nvra: str) -> bool:
-    return Package.objects.filter(nvra=nvra).exists()
+    return bool(Package.objects.filter(nvra=nvra).exists())
 
 
 def store_scan(scan: PackageScan, provenance: Provenance | None = None) -> StoreResult:
@@ -102,7 +102,8 @@ def _build_for(scan: PackageScan, prov: Provenance) -> Build:
     if not created and prov.koji_build_id is not None and build.koji_build_id is None:
         build.koji_build_id = prov.koji_build_id
         build.save(update_fields=["koji_build_id"])
-    return build
+    result: Build = build
+    return result
 
 
 def ensure_schema() -> None:

@@ -1,4 +1,4 @@
-"""Fixtures shared across the suite. Package-specific fixtures live in each tests/<pkg>/conftest.py."""
+"""Fixtures shared across the suite; package-specific ones live in tests/<pkg>/conftest.py."""
 
 from __future__ import annotations
 

@@ -51,7 +51,8 @@ def gunicorn(env: dict[str, str]) -> Iterator[str]:
                 break
             except (urllib.error.URLError, ConnectionError):
                 if proc.poll() is not None:
-                    raise AssertionError("gunicorn exited:\n" + (proc.stdout.read() if proc.stdout else "")) from None
+                    output = proc.stdout.read() if proc.stdout else ""
+                    raise AssertionError("gunicorn exited:\n" + output) from None
                 time.sleep(0.1)
         yield base
     finally:

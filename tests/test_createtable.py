@@ -19,7 +19,8 @@ def apply_ddl(database: str) -> None:
     conn = mariadb.connect(database)
     cur = conn.cursor()
     # The file is plain statements separated by ';' at line ends; comments are whole lines.
-    text = "\n".join(l for l in DDL.read_text().splitlines() if not l.lstrip().startswith("--"))
+    lines = DDL.read_text().splitlines()
+    text = "\n".join(x for x in lines if not x.lstrip().startswith("--"))
     for statement in text.split(";\n"):
         if statement.strip():
             cur.execute(statement)

@@ -1,0 +1,273 @@
+"""``darkserver-import worker``: take build requests off the queue and import them.
+
+Each worker process holds one AMQP connection and imports one build at a time. The import runs
+in a helper thread while the connection's own thread keeps serving heartbeats (a large rpm can
+take minutes); the result is handed back to the connection thread, which acknowledges the
+message only then — after every rpm of the build is committed. A process killed mid-build never
+acknowledges, so the broker redelivers the message; rpms already committed are not downloaded
+again and never duplicated.
+
+``--concurrency N`` forks N such processes.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any
+
+import pika
+from pika.adapters.blocking_connection import BlockingChannel
+from pika.spec import Basic, BasicProperties
+
+from darkimport.queue import (
+    ATTEMPTS,
+    REASON,
+    BadMessage,
+    BuildRequest,
+    Delivery,
+    QueueConfig,
+    declare,
+    parameters,
+    properties,
+)
+
+log = logging.getLogger("darkimport.worker")
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What to do with a message: ``done`` (ack), ``retry`` (later, attempts + 1) or ``dead``."""
+
+    action: str
+    reason: str = ""
+    summary: str = ""
+
+
+Handler = Callable[[Delivery], Verdict]
+
+
+class Worker:
+    """One consumer. ``handler`` does the work in a helper thread and returns a Verdict."""
+
+    def __init__(self, cfg: QueueConfig, handler: Handler, idle_exit: float | None = None,
+                 max_messages: int | None = None) -> None:
+        self.cfg = cfg
+        self.handler = handler
+        self.idle_exit = idle_exit
+        self.max_messages = max_messages
+        self.handled = 0
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="import")
+        self._busy = threading.Event()
+        self._last_activity = time.monotonic()
+        self._stopping = False
+        self.connection: pika.BlockingConnection | None = None
+        self.channel: BlockingChannel | None = None
+
+    def run(self) -> int:
+        self.connection = pika.BlockingConnection(parameters(self.cfg, role="worker"))
+        self.channel = self.connection.channel()
+        self.channel.confirm_delivery()
+        declare(self.channel, self.cfg)
+        self.channel.basic_qos(prefetch_count=self.cfg.prefetch)
+        self.channel.basic_consume(self.cfg.queue, self._on_message)
+        log.info("worker %d consuming %s", os.getpid(), self.cfg.queue)
+        try:
+            while not self._stopping:
+                self.connection.process_data_events(time_limit=1)
+                if (self.idle_exit is not None and not self._busy.is_set()
+                        and time.monotonic() - self._last_activity > self.idle_exit):
+                    break
+            # Let an import in flight finish and be acknowledged before leaving.
+            while self._busy.is_set():
+                self.connection.process_data_events(time_limit=1)
+        finally:
+            self._executor.shutdown(wait=True)
+            if self.connection.is_open:
+                self.connection.close()
+        return self.handled
+
+    def stop(self) -> None:
+        """Finish the build in hand, then return from ``run`` (safe from a signal handler)."""
+        self._stopping = True
+
+    def _on_message(self, channel: BlockingChannel, method: Basic.Deliver,
+                    props: BasicProperties, body: bytes) -> None:
+        self._busy.set()
+        headers = dict(props.headers or {})
+        try:
+            request: BuildRequest | None = BuildRequest.parse(body)
+            problem = ""
+        except BadMessage as exc:
+            request, problem = None, str(exc)
+        delivery = Delivery(request, body, _int(headers.get(ATTEMPTS)), headers,
+                            bool(method.redelivered), problem)
+        future = self._executor.submit(self._handle, delivery)
+        assert self.connection is not None
+        connection = self.connection
+        future.add_done_callback(
+            lambda f: connection.add_callback_threadsafe(
+                functools.partial(self._settle, channel, method, props, body, delivery, f)
+            )
+        )
+
+    def _handle(self, delivery: Delivery) -> Verdict:
+        if delivery.request is None:
+            return Verdict("dead", f"unreadable message: {delivery.problem}")
+        try:
+            return self.handler(delivery)
+        except Exception as exc:  # anything unforeseen (database down...): try again later
+            log.exception("import failed")
+            return Verdict("retry", f"{type(exc).__name__}: {exc}")
+
+    def _settle(self, channel: BlockingChannel, method: Basic.Deliver, props: BasicProperties,
+                body: bytes, delivery: Delivery, future: Future[Verdict]) -> None:
+        verdict = future.result()
+        tag = method.delivery_tag
+        what = delivery.request.build if delivery.request else "?"
+        if verdict.action == "retry" and delivery.attempts + 1 >= self.cfg.max_attempts:
+            verdict = Verdict("dead", f"{verdict.reason} (after {delivery.attempts + 1} tries)")
+        if verdict.action == "done":
+            log.info("build %s: %s", what, verdict.summary or "done")
+        else:
+            headers = dict(delivery.headers)
+            headers[ATTEMPTS] = delivery.attempts + 1
+            headers[REASON] = verdict.reason[:4000]
+            target = self.cfg.retry_queue if verdict.action == "retry" else self.cfg.dead_queue
+            log.warning("build %s: %s -> %s", what, verdict.reason, target)
+            # Confirmed publish first, ack second: a crash in between duplicates, never loses.
+            channel.basic_publish("", target, body, properties(headers, props.message_id or ""),
+                                  mandatory=True)
+        channel.basic_ack(tag)
+        self.handled += 1
+        self._last_activity = time.monotonic()
+        self._busy.clear()
+        if self.max_messages is not None and self.handled >= self.max_messages:
+            self._stopping = True
+
+
+def _int(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+# -- the Koji import handler -----------------------------------------------------------------
+
+
+class KojiHandler:
+    """Imports the requested build from its Koji instance (one KojiSource per instance)."""
+
+    def __init__(self, mode: str = "payload") -> None:
+        from darkimport import djangosetup
+
+        djangosetup.setup()
+        from darkimport.kojiimport import default_store
+
+        self.mode = mode
+        self.store, self.exists = default_store()
+        self.sources: dict[str, Any] = {}
+
+    def source(self, instance: str) -> Any:
+        from darkimport.koji_source import KojiSource
+        from darkimport.kojiconf import get_instance
+
+        if instance not in self.sources:
+            self.sources[instance] = KojiSource(get_instance(instance))
+        return self.sources[instance]
+
+    def __call__(self, delivery: Delivery) -> Verdict:
+        from django.db import close_old_connections
+
+        from darkimport.cli import url_templates
+        from darkimport.kojiconf import KojiConfigError
+        from darkimport.kojiimport import import_build
+        from darkimport.scan import ScanOptions
+
+        request = delivery.request
+        assert request is not None
+        close_old_connections()
+        try:
+            source = self.source(request.instance)
+        except KojiConfigError as exc:
+            return Verdict("dead", str(exc))
+        outcome = import_build(source, request.build, ScanOptions(url_templates=url_templates()),
+                               mode=self.mode,  # type: ignore[arg-type]
+                               store=self.store, exists=self.exists)
+        if outcome.skipped:
+            return Verdict("done", summary=f"skipped: {outcome.skipped}")
+        if outcome.error:
+            # A build the hub does not know will not appear by retrying.
+            return Verdict("dead" if outcome.not_found else "retry", outcome.error)
+        if outcome.failed:
+            return Verdict("retry", outcome.reason())
+        imported = sum(1 for r in outcome.rpms if r.status == "imported")
+        return Verdict("done", summary=f"{outcome.nvr}: {imported} rpms imported, "
+                                       f"{len(outcome.rpms) - imported} already present")
+
+
+def run_workers(cfg: QueueConfig, concurrency: int, mode: str = "payload",
+                idle_exit: float | None = None, max_messages: int | None = None) -> int:
+    """Run ``concurrency`` worker processes until they exit (SIGTERM/SIGINT: finish, leave)."""
+    if concurrency <= 1:
+        return _one_worker(cfg, mode, idle_exit, max_messages)
+    ctx = multiprocessing.get_context("fork")
+    children = [
+        ctx.Process(target=_child, args=(cfg, mode, idle_exit, max_messages), daemon=False)
+        for _ in range(concurrency)
+    ]
+    for child in children:
+        child.start()
+
+    def forward(signum: int, _frame: FrameType | None) -> None:
+        for child in children:
+            if child.pid is not None and child.is_alive():
+                os.kill(child.pid, signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    for child in children:
+        child.join()
+    return 0 if all(c.exitcode == 0 for c in children) else 1
+
+
+def _child(cfg: QueueConfig, mode: str, idle_exit: float | None,
+           max_messages: int | None) -> None:
+    sys.exit(_one_worker(cfg, mode, idle_exit, max_messages))
+
+
+def _one_worker(cfg: QueueConfig, mode: str, idle_exit: float | None,
+                max_messages: int | None, reconnect_delay: float = 5.0) -> int:
+    """One consumer; when the broker goes away it reconnects (a message in flight then was
+    never acknowledged, so the broker hands it out again)."""
+    handler = KojiHandler(mode)
+    stopping = threading.Event()
+    current: list[Worker] = []
+
+    def stop(_signum: int, _frame: FrameType | None) -> None:
+        stopping.set()
+        for worker in current:
+            worker.stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    while not stopping.is_set():
+        worker = Worker(cfg, handler, idle_exit=idle_exit, max_messages=max_messages)
+        current[:] = [worker]
+        try:
+            worker.run()
+            return 0
+        except (pika.exceptions.AMQPConnectionError, pika.exceptions.ConnectionClosed,
+                pika.exceptions.StreamLostError, pika.exceptions.ChannelClosed) as exc:
+            log.warning("broker connection lost (%s); reconnecting in %.0fs", exc,
+                        reconnect_delay)
+            stopping.wait(reconnect_delay)
+    return 0
