@@ -1,0 +1,123 @@
+"""Helpers for the archive-reader tests: the real tools' answers, and hand-assembled containers
+for the cases the tools cannot produce (BSD ar names, hostile tar paths, stripped cpio).
+
+Fixtures building real packages live in conftest_archives.py (a pytest plugin).
+"""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def tool(*args: str | Path, stdin: bytes | None = None) -> bytes:
+    """Run a real tool and return its stdout (failure fails the test loudly)."""
+    return subprocess.run([str(a) for a in args], input=stdin, capture_output=True,
+                          check=True).stdout
+
+
+def rpm_query(package: Path, fmt: str) -> str:
+    return tool("rpm", "-qp", "--nosignature", "--nodigest", "--qf", fmt, package).decode()
+
+
+# --- cpio newc -----------------------------------------------------------------------------
+
+
+@dataclass
+class Entry:
+    name: str
+    data: bytes = b""
+    mode: int = 0o100644
+    ino: int = 1
+    nlink: int = 1
+    dev: tuple[int, int] = (0, 0)
+
+
+def newc(entries: list[Entry], trailer: bool = True) -> bytes:
+    """A cpio newc archive, byte for byte as the format (and rpm's cpio.c) lays it out."""
+    out = bytearray()
+    for e in [*entries, *([Entry("TRAILER!!!", ino=0, mode=0)] if trailer else [])]:
+        name = e.name.encode() + b"\0"
+        fields = [e.ino, e.mode, 0, 0, e.nlink, 0, len(e.data), e.dev[0], e.dev[1], 0, 0,
+                  len(name), 0]
+        out += b"070701" + b"".join(b"%08x" % f for f in fields) + name
+        out += b"\0" * (-len(out) % 4)
+        out += e.data
+        out += b"\0" * (-len(out) % 4)
+    return bytes(out)
+
+
+def stripped_entry(fx: int, data: bytes) -> bytes:
+    """rpm's stripped entry (cpio.c rpmcpioStrippedHeaderWrite): magic, index, pad, data, pad."""
+    out = b"07070X" + b"%08x" % fx + b"\0\0" + data
+    return out + b"\0" * (-len(out) % 4)
+
+
+# --- ar / deb -------------------------------------------------------------------------------
+
+
+def ar_member(name: bytes, data: bytes, *, bsd: bool = False) -> bytes:
+    if bsd:
+        data = name + data
+        name = b"#1/%d" % len(name)
+    header = name.ljust(16) + b"0".ljust(12) + b"0".ljust(6) + b"0".ljust(6) + \
+        b"100644".ljust(8) + str(len(data)).encode().ljust(10) + b"`\n"
+    assert len(header) == 60
+    return header + data + (b"\n" if len(data) % 2 else b"")
+
+
+def ar_archive(members: list[tuple[bytes, bytes]], *, style: str = "plain") -> bytes:
+    """An ar archive; style: plain (dpkg), gnu ("name/", "//" long-name table), bsd ("#1/N")."""
+    out = b"!<arch>\n"
+    if style == "gnu":
+        table = b"".join(name + b"/\n" for name, _ in members)
+        out += ar_member(b"//", table)
+        offset = 0
+        for name, data in members:
+            out += ar_member(b"/%d" % offset, data)
+            offset += len(name) + 2
+        return out
+    for name, data in members:
+        if style == "bsd":
+            out += ar_member(name, data, bsd=True)
+        else:
+            out += ar_member(name + (b"/" if style == "gnu-short" else b""), data)
+    return out
+
+
+def tar_bytes(files: list[tuple[str, bytes]], *, links: list[tuple[str, str]] = ()) -> bytes:
+    """A tar made by Python's tarfile (any member names, including hostile ones)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        for name, data in files:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = 0o755
+            tar.addfile(info, io.BytesIO(data))
+        for name, target in links:
+            info = tarfile.TarInfo(name)
+            info.type = tarfile.LNKTYPE
+            info.linkname = target
+            tar.addfile(info)
+    return buf.getvalue()
+
+
+def control_tar_gz(fields: dict[str, str]) -> bytes:
+    text = "".join(f"{k}: {v}\n" for k, v in fields.items()).encode()
+    raw = tar_bytes([("./control", text)])
+    return tool("gzip", "-9n", stdin=raw)
+
+
+def assemble_deb(path: Path, data_tar: bytes, data_name: str = "data.tar",
+                 fields: dict[str, str] | None = None, style: str = "plain") -> Path:
+    """A deb put together by hand around any data.tar (as dpkg-deb would lay it out)."""
+    fields = fields or {"Package": "crafted", "Version": "1.0-1", "Architecture": "amd64"}
+    path.write_bytes(ar_archive([
+        (b"debian-binary", b"2.0\n"),
+        (b"control.tar.gz", control_tar_gz(fields)),
+        (data_name.encode(), data_tar),
+    ], style=style))
+    return path
