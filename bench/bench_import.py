@@ -132,13 +132,13 @@ def main() -> None:
     ds = run_darkserver(dirs, args.jobs)
     print(f"darkserver-import: {ds['wall']:.2f} s wall, {ds['packages'] / ds['wall']:.1f} "
           f"packages/s, {ds['elf_files'] / ds['wall']:.0f} ELF files/s, "
-          f"{size_mb / ds['wall']:.1f} MB/s, peak RSS {ds['peak'] / 2**20:.0f} MiB "
+          f"{size_mb / ds['wall']:.1f} MB/s, peak PSS {ds['peak'] / 2**20:.0f} MiB "
           f"(process tree); {ds['elf_files']:.0f} ELF files, {ds['build_ids']:.0f} build-ids, "
           f"{ds['rows']:.0f} rows, {ds['without_build_id']:.0f} without id, "
           f"{ds['failed']:.0f} failed")
     if not args.no_debuginfod:
         dbg = run_debuginfod(dirs, len(packages), args.jobs)
-        print(f"debuginfod -R -U: {dbg['wall']:.2f} s wall, peak RSS {dbg['peak'] / 2**20:.0f} "
+        print(f"debuginfod -R -U: {dbg['wall']:.2f} s wall, peak PSS {dbg['peak'] / 2**20:.0f} "
               f"MiB, {dbg['archives']:.0f} archives scanned")
         print(f"ratio darkserver/debuginfod: {ds['wall'] / dbg['wall']:.2f} (target <= 0.60)")
 

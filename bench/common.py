@@ -34,7 +34,8 @@ def corpus_debs(directory: Path = CORPUS / "deb") -> list[Path]:
 
 
 def tree_rss(pid: int) -> int:
-    """Resident bytes of a process and all its descendants."""
+    """Proportional resident bytes (PSS) of a process and all its descendants: forked workers
+    share the parent's pages copy-on-write, and a plain RSS sum would count those twice."""
     total = 0
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
@@ -50,10 +51,11 @@ def tree_rss(pid: int) -> int:
     while stack:
         p = stack.pop()
         try:
-            with open(f"/proc/{p}/status") as f:
+            with open(f"/proc/{p}/smaps_rollup") as f:
                 for line in f:
-                    if line.startswith("VmRSS:"):
+                    if line.startswith("Pss:"):
                         total += int(line.split()[1]) * 1024
+                        break
         except OSError:
             pass
         stack.extend(children.get(p, []))
@@ -61,7 +63,7 @@ def tree_rss(pid: int) -> int:
 
 
 class PeakSampler:
-    """Samples a process tree's RSS every 50 ms; ``peak`` is the largest sum seen."""
+    """Samples a process tree's PSS every 50 ms; ``peak`` is the largest sum seen."""
 
     def __init__(self, pid: int) -> None:
         self.pid, self.peak, self._stop = pid, 0, threading.Event()

@@ -1,7 +1,7 @@
 """Debian package reader: the ar container, control.tar's ``control`` file, data.tar's members.
 
     deb = DebReader(stream)
-    for member in deb.members(): ...   # data.tar members, streamed (tarfile "r|")
+    for member in deb.members(): ...   # data.tar members, streamed (darkimport.tar)
     deb.control                        # set once control.tar has been read (before data.tar
                                        # in every real package; any order is accepted)
 
@@ -14,14 +14,13 @@ data.tar[.gz|.xz|.zst|.bz2|.lzma]. Nothing is extracted to disk.
 
 from __future__ import annotations
 
-import tarfile
-from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import IO, Any, BinaryIO, cast
+from typing import BinaryIO, cast
 
 from darkimport.compression import BoundedReader, drain, open_decompressed, read_exact
-from darkimport.errors import FormatError, ImportFailure, TruncatedError, UnsupportedPackage
+from darkimport.errors import FormatError, TruncatedError, UnsupportedPackage
+from darkimport.tar import iter_tar
 
 AR_MAGIC = b"!<arch>\n"
 AR_HEADER = 60
@@ -29,7 +28,6 @@ SUFFIXES = {"": "none", ".gz": "gzip", ".xz": "xz", ".zst": "zstd", ".bz2": "bzi
             ".lzma": "lzma"}
 MAX_CONTROL = 64 << 20  # control.tar holds scripts and md5sums; more is not a control archive
 MAX_CONTROL_FILE = 1 << 20
-TAR_BUFSIZE = 64 << 10  # tarfile's stream buffer: small, it re-slices it for every header
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,39 +47,11 @@ class DebMember:
     size: int
     type: str  # file, hardlink, symlink, dir, other
     linkname: str = ""  # hardlink/symlink target
-    data: TarData | None = None  # for files: read as much as wanted, the rest is skipped
+    data: BoundedReader | None = None  # files: read as much as wanted, the rest is skipped
 
     @property
     def is_regular(self) -> bool:
         return self.type == "file"
-
-
-class TarData:
-    """A data.tar member's bytes; tarfile's errors come out as ours."""
-
-    def __init__(self, raw: IO[bytes], name: str) -> None:
-        self._raw = raw
-        self._name = name
-
-    def read(self, n: int = -1) -> bytes:
-        try:
-            return self._raw.read(n)
-        except (tarfile.TarError, EOFError) as exc:
-            raise _tar_error(exc, f"data.tar member {self._name!r}") from exc
-
-    def readinto(self, buffer: memoryview | bytearray) -> int:
-        try:
-            n: int = self._raw.readinto(buffer)  # type: ignore[attr-defined]
-        except (tarfile.TarError, EOFError) as exc:
-            raise _tar_error(exc, f"data.tar member {self._name!r}") from exc
-        return n
-
-
-def _tar_error(exc: BaseException, what: str) -> ImportFailure:
-    message = str(exc) or type(exc).__name__
-    if isinstance(exc, EOFError) or "unexpected end" in message or "truncated" in message:
-        return TruncatedError(f"{what} truncated: {message}")
-    return FormatError(f"{what}: {message}")
 
 
 def parse_control(text: str) -> dict[str, str]:
@@ -223,70 +193,16 @@ def _compression_of(name: str, stem: str) -> str:
 
 
 def _iter_tar(content: BoundedReader, kind: str, what: str) -> Iterator[DebMember]:
-    """Stream a (compressed) tar: each member in turn, then the rest drained and checked."""
-    # BoundedReader has the read/readinto that the decompressors and tarfile use.
+    """Stream a (compressed) tar: each member in turn, then the rest drained."""
     source = cast(BinaryIO, content)
     payload = open_decompressed(source, kind)
     try:
-        tail = _Tail(payload)
-        try:
-            with tarfile.open(fileobj=cast(BinaryIO, tail), mode="r|", bufsize=TAR_BUFSIZE,
-                              encoding="utf-8", errors="surrogateescape") as tar:
-                for info in tar:
-                    cast(Any, tar).members.clear()  # stream mode keeps every TarInfo otherwise
-                    yield _member(tar, info)
-                tail.check_end(tar.offset, what)
-        except (tarfile.TarError, EOFError) as exc:
-            raise _tar_error(exc, what) from exc
+        for entry in iter_tar(payload, what):
+            yield DebMember(entry.name, entry.size, entry.type, entry.linkname, entry.data)
         drain(payload)
     finally:
         if payload is not source:
             payload.close()
-
-
-class _Tail:
-    """Passes the tar stream to tarfile, keeping its last few chunks.
-
-    tarfile ends iteration quietly on an unreadable header after the first one, as if the
-    archive ended there. The header block it stopped at is still in these chunks: it must be
-    a zero block (the end-of-archive marker) or nothing at all, else the archive is broken.
-    """
-
-    def __init__(self, stream: BinaryIO) -> None:
-        self._stream = stream
-        self._chunks: deque[tuple[int, bytes]] = deque(maxlen=4)
-        self.pos = 0
-
-    def read(self, n: int = -1) -> bytes:
-        data = self._stream.read(n)
-        if data:
-            self._chunks.append((self.pos, data))
-            self.pos += len(data)
-        return data
-
-    def check_end(self, offset: int, what: str) -> None:
-        if offset > self.pos:
-            raise TruncatedError(f"{what} truncated: it ends inside a member's data")
-        first = self._chunks[0][0] if self._chunks else self.pos
-        if offset < first:
-            raise FormatError(f"{what}: cannot check the end of the archive")  # not reached
-        block = b"".join(d for _, d in self._chunks)[offset - first : offset - first + 512]
-        if block.strip(b"\0"):
-            if len(block) < 512:
-                raise TruncatedError(f"{what} truncated: it ends inside a member header")
-            raise FormatError(f"{what}: corrupt member header at offset {offset}")
-
-
-def _member(tar: tarfile.TarFile, info: tarfile.TarInfo) -> DebMember:
-    if info.isreg():
-        raw = tar.extractfile(info)
-        assert raw is not None
-        return DebMember(info.name, info.size, "file", data=TarData(raw, info.name))
-    if info.islnk():
-        return DebMember(info.name, 0, "hardlink", info.linkname)
-    if info.issym():
-        return DebMember(info.name, 0, "symlink", info.linkname)
-    return DebMember(info.name, 0, "dir" if info.isdir() else "other")
 
 
 def _ar_number(field: bytes, name: bytes) -> int:
