@@ -38,7 +38,7 @@ from darkimport.records import ElfInfo, ElfRecord, PackageMeta, PackageScan
 from darkimport.rpm import LEAD_MAGIC, RpmReader
 
 ELF_MAGIC = b"\x7fELF"
-ELF_IN_MEMORY = 64 << 20  # larger ELF members are spooled to an anonymous temporary file
+ELF_IN_MEMORY = 32 << 20  # larger ELF members go to an anonymous temporary file
 DEBUG_PREFIX = "/usr/lib/debug/"  # separate debug files, .dwz files under /usr/lib/debug/.dwz
 PACKAGE_SUFFIXES = (".rpm", ".deb", ".ddeb", ".udeb")
 # Errors from the standard library that mean "these bytes are not what they claim to be".
@@ -127,7 +127,7 @@ class _Collector:
             view = _read_whole(head, size, data)
             self._parse(paths, lambda: read_elf_bytes(view))
             return
-        with tempfile.SpooledTemporaryFile(max_size=ELF_IN_MEMORY) as spool:
+        with tempfile.TemporaryFile() as spool:
             _spool(head, size, data, spool)
             self._parse(paths, lambda: read_elf(cast(BinaryIO, spool)))
 
