@@ -434,3 +434,30 @@ def corrupt_copy(package: Path, out: Path, offset: int | None = None, length: in
         data[i] ^= 0xFF
     out.write_bytes(bytes(data))
     return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m darkimport.samples OUTDIR``: build the sample packages (the demo's input)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m darkimport.samples", description=main.__doc__)
+    parser.add_argument("outdir", type=Path)
+    parser.add_argument("--print-one-build-id", action="store_true",
+                        help="print a build-id from the already built set instead of building")
+    args = parser.parse_args(argv)
+    if args.print_one_build_id:
+        from darkimport.scan import scan_path
+
+        for package in sorted(args.outdir.glob("hello-1.0-1.*.rpm")):
+            scan = scan_path(package)
+            if scan.elves:
+                print(sorted(scan.elves, key=lambda e: e.path)[0].build_id.hex())
+                return 0
+        return 1
+    packages = build_sample_set(args.outdir)
+    print(f"built {len(packages)} sample packages in {args.outdir}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
