@@ -15,7 +15,10 @@ trap 'rm -rf "$tmp"' EXIT
 echo "== test suite on SQLite"
 DARKSERVER_DATABASE_URL="sqlite:///$tmp/darkserver.sqlite3" .venv/bin/pytest -q "$@"
 
-echo "== database tests on MariaDB"
-# pytest-django creates (and drops) test_darkserver_ci itself.
+echo "== every test that uses the Django database, again on MariaDB"
+# pytest-django creates (and drops) test_darkserver_ci itself. The queue tests and
+# tests/test_createtable.py use MariaDB scratch databases of their own in both runs.
 DARKSERVER_DATABASE_URL="mysql://root:@127.0.0.1:3306/darkserver_ci" \
-  .venv/bin/pytest -q -m "not browser" tests/darkserver tests/test_import_cli.py tests/test_createtable.py "$@"
+  .venv/bin/pytest -q -m "not browser" tests/darkserver tests/test_import_cli.py \
+  tests/test_migrations.py tests/darkimport/test_store.py tests/darkimport/test_koji_import.py \
+  tests/darkimport/test_koji_backfill.py tests/darkclient "$@"
