@@ -49,6 +49,7 @@ def corpus_rpms(debs: list[Path], directory: Path = CORPUS / "rpm") -> list[Path
                 if p.is_file() and not p.is_symlink()
             ]
             compression = "xz" if index % 2 == 0 else "zstd"
+            (Path(tmp) / "build").mkdir(exist_ok=True)
             built = samples.build_rpm(
                 Path(tmp) / "build", f"bench-{name}", "1.0", "1.fc40", files, compression
             )

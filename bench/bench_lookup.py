@@ -358,7 +358,7 @@ def call(path):
     out = []
     response = application(env, lambda s, h, e=None: out.append(s))
     body = b"".join(response)
-    response.close()  # what the WSGI server does: request_finished, connection upkeep
+    getattr(response, "close", lambda: None)()  # as a WSGI server does: request_finished
     assert out[0].startswith("200"), (path, out, body[:200])
 for prefix in ("/buildids/", "/api/v1/buildid/"):
     for b in ids[:300]:
@@ -382,7 +382,7 @@ def post(body):
     out = []
     response = application(env, lambda s, h, e=None: out.append(s))
     b"".join(response)
-    response.close()
+    getattr(response, "close", lambda: None)()
     assert out[0].startswith("200"), out
 for body in bodies[:3]:
     post(body)

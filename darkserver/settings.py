@@ -44,19 +44,24 @@ USE_I18N = False
 DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("DARKSERVER_MAX_BODY", str(2 * 1024 * 1024)))
 # Most build-ids one batch request may ask for.
 DARKSERVER_MAX_BATCH = int(os.environ.get("DARKSERVER_MAX_BATCH", "10000"))
+# Serve GET /buildids/<ids>, GET /api/v1/buildid/<id> and POST /api/v1/buildids in a thin WSGI
+# layer in front of Django (lookup/fastpath.py); 0 sends every request through Django.
+DARKSERVER_FASTPATH = os.environ.get("DARKSERVER_FASTPATH", "1") != "0"
 # Most rows one prefix or path lookup returns.
 DARKSERVER_MAX_MATCHES = int(os.environ.get("DARKSERVER_MAX_MATCHES", "1000"))
 
 APPEND_SLASH = False
 # No static files are served (the page inlines its CSS and JS); set for Django's test servers.
 STATIC_URL = "/static/"
-# Candidate download URL templates listed beside each package's stored URL (JSON list,
-# format in docs/API.md).
-DARKSERVER_URL_TEMPLATES = config.setting("url_templates", "[]")
+# Candidate download URL templates (DARKSERVER_URL_TEMPLATES or [settings] url_templates, a
+# JSON list, format in docs/API.md) are read by darkserver.lookup.serialize when first needed.
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("DARKSERVER_LOG_LEVEL", "WARNING").upper()},
+    "root": {
+        "handlers": ["console"],
+        "level": os.environ.get("DARKSERVER_LOG_LEVEL", "WARNING").upper(),
+    },
 }

@@ -27,6 +27,11 @@ def normalize_build_id(value: str) -> str:
     return value.lower()
 
 
+def normalize_build_id_list(value: str) -> list[str]:
+    """Comma-separated build-ids (the compatibility URL), normalised and de-duplicated."""
+    return list(dict.fromkeys(normalize_build_id(part) for part in value.split(",")))
+
+
 def normalize_prefix(value: str) -> str:
     if _PREFIX.fullmatch(value) is None:
         raise BadBuildId(value, PREFIX_RULE)
@@ -51,8 +56,7 @@ class BuildIdListConverter:
     regex = "[^/]+"
 
     def to_python(self, value: str) -> list[str]:
-        ids = [normalize_build_id(part) for part in value.split(",")]
-        return list(dict.fromkeys(ids))
+        return normalize_build_id_list(value)
 
     def to_url(self, value: list[str] | str) -> str:
         return value if isinstance(value, str) else ",".join(value)

@@ -14,15 +14,25 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import BadRequest, RequestDataTooBig
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
+
+from darkserver.lookup.jsonout import json_response
 
 BUILD_ID_RULE = "build-id must be 8 to 128 hex digits, even length"
 
 
-def error_response(status: int, message: str, **extra: Any) -> JsonResponse:
-    response = JsonResponse({"error": message, "status": status, **extra}, status=status)
-    # A client that retries on errors should not cache them either.
-    response["Cache-Control"] = "no-store"
+# A client that retries on errors should not cache them either.
+ERROR_HEADERS = (("Cache-Control", "no-store"),)
+
+
+def error_doc(status: int, message: str, **extra: Any) -> dict[str, Any]:
+    return {"error": message, "status": status, **extra}
+
+
+def error_response(status: int, message: str, **extra: Any) -> HttpResponse:
+    response = json_response(error_doc(status, message, **extra), status=status)
+    for name, value in ERROR_HEADERS:
+        response[name] = value
     return response
 
 
@@ -38,7 +48,7 @@ class ApiError(BadRequest):
             self.status = status
         self.extra = extra
 
-    def response(self) -> JsonResponse:
+    def response(self) -> HttpResponse:
         return error_response(self.status, self.message, **self.extra)
 
 
@@ -86,22 +96,22 @@ def api(*methods: str) -> Callable[[Callable[..., HttpResponse]], Callable[..., 
 # DEBUG on it shows its own pages, which is what a developer wants.
 
 
-def bad_request(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     if isinstance(exception, ApiError):
         return exception.response()
     return error_response(400, "bad request")
 
 
-def forbidden(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+def forbidden(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     return error_response(403, "forbidden")
 
 
-def not_found(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     return error_response(
         404, "no such endpoint; the API is described at /api/v1/openapi.json", path=request.path
     )
 
 
-def server_error(request: HttpRequest) -> JsonResponse:
+def server_error(request: HttpRequest) -> HttpResponse:
     # The traceback goes to the log (django.request), never to the client.
     return error_response(500, "internal error; the server log has the details")

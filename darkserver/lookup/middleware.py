@@ -29,6 +29,5 @@ class MetricsMiddleware:
         match = request.resolver_match
         route = match.url_name if match is not None and match.url_name else "unresolved"
         method = request.method if request.method in _METHODS else "other"
-        metrics.REQUESTS.labels(route, method, str(response.status_code)).inc()
-        metrics.LATENCY.labels(route).observe(time.perf_counter() - started)
+        metrics.request(route, method, response.status_code, time.perf_counter() - started)
         return response

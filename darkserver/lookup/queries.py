@@ -59,9 +59,17 @@ def _lookup_sql(alias: str, size: int) -> str:
     placeholders = [i.to_bytes(2, "big") for i in range(size)]
     qs = ElfFile.objects.using(alias).filter(build_id__in=placeholders)
     sql, params = qs.values(*MATCH_FIELDS).query.get_compiler(using=alias).as_sql()
-    if len(params) != size:  # pragma: no cover - a Django change would show up here first
-        raise AssertionError(f"unexpected parameters {params!r} in {sql}")
-    return str(sql)
+    if len(params) != size or str(sql).count("%s") != size:  # pragma: no cover
+        raise AssertionError(f"unexpected parameters {params!r} in {sql}")  # a Django change
+    # Named parameters: Django's SQLite cursor rewrites positional "%s" with a regular
+    # expression on every execute (~15-30 us for this statement), named ones with one "%".
+    parts = str(sql).split("%s")
+    return "".join(f"{part}%(p{i})s" for i, part in enumerate(parts[:-1])) + parts[-1]
+
+
+@functools.cache
+def _param_names(size: int) -> tuple[str, ...]:
+    return tuple(f"p{i}" for i in range(size))
 
 
 def _rows(build_ids: list[bytes]) -> list[Row]:
@@ -71,7 +79,8 @@ def _rows(build_ids: list[bytes]) -> list[Row]:
     memoryview, which ``serialize`` accepts.
     """
     size = next(n for n in _IN_SIZES if n >= len(build_ids))
-    params = build_ids + [build_ids[0]] * (size - len(build_ids))  # repeats match nothing new
+    padded = build_ids + [build_ids[0]] * (size - len(build_ids))  # repeats match nothing new
+    params = dict(zip(_param_names(size), padded, strict=True))
     alias = router.db_for_read(ElfFile) or DEFAULT_DB_ALIAS
     with connections[alias].cursor() as cursor:
         cursor.execute(_lookup_sql(alias, size), params)

@@ -92,11 +92,16 @@ def _url_context(row: Row) -> dict[str, str]:
     }
 
 
-def candidate_urls(row: Row) -> list[dict[str, str]]:
+def candidate_urls(
+    row: Row, configured: tuple[tuple[str, str, str], ...] | None = None
+) -> list[dict[str, str]]:
     """Mirror templates first, then the package's stored URL (Koji or where it was imported
-    from), then archive and other templates: the order a client should try them in."""
+    from), then archive and other templates: the order a client should try them in.
+    ``configured``: url_templates(), when the caller has it already."""
     distro = row["package__build__distro"]
-    templates = [t for t in url_templates() if distro.startswith(t[1])]
+    if configured is None:
+        configured = url_templates()
+    templates = [t for t in configured if distro.startswith(t[1])]
     urls: list[dict[str, str]] = []
     context = _url_context(row) if templates else {}
     for kind, _distro, template in templates:
@@ -160,12 +165,13 @@ class Matches:
 
     def __init__(self) -> None:
         self._packages: dict[int, Parts] = {}
+        self._templates = url_templates()  # once per response, not once per package
 
     def package_parts(self, row: Row) -> Parts:
         """The package, build and urls documents of the row's package."""
         parts = self._packages.get(row["package_id"])
         if parts is None:
-            parts = (package_doc(row), build_doc(row), candidate_urls(row))
+            parts = (package_doc(row), build_doc(row), candidate_urls(row, self._templates))
             self._packages[row["package_id"]] = parts
         return parts
 

@@ -5,33 +5,31 @@ URL converters hand these views normalised build-ids and NVRAs; the shapes are t
 
 from __future__ import annotations
 
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse
 
 from darkserver import __version__
-from darkserver.lookup import metrics, queries, serialize
+from darkserver.lookup import answers, queries, serialize
 from darkserver.lookup.errors import api
+from darkserver.lookup.jsonout import json_response
 
 
 @api("GET")
-def buildids(request: HttpRequest, buildids: list[str]) -> JsonResponse:
-    found = queries.by_build_ids(buildids)
-    metrics.lookup("compat", len(buildids), len(buildids) - len(found))
-    rows = [row for b in buildids for row in found.get(b, ())]
-    return JsonResponse(serialize.compat(rows), safe=False)
+def buildids(request: HttpRequest, buildids: list[str]) -> HttpResponse:
+    return answers.response(answers.compat_buildids(buildids))
 
 
 @api("GET")
-def rpm2buildids(request: HttpRequest, nvra: str) -> JsonResponse:
+def rpm2buildids(request: HttpRequest, nvra: str) -> HttpResponse:
     _package, rows = queries.package_rows(nvra)
-    return JsonResponse(serialize.compat(rows), safe=False)
+    return json_response(serialize.compat(rows))
 
 
 @api("GET")
-def package(request: HttpRequest, nvra: str) -> JsonResponse:
+def package(request: HttpRequest, nvra: str) -> HttpResponse:
     row = queries.package_row(nvra)
-    return JsonResponse({"url": serialize.compat_url(row) if row else ""})
+    return json_response({"url": serialize.compat_url(row) if row else ""})
 
 
 @api("GET")
-def serverversion(request: HttpRequest) -> JsonResponse:
-    return JsonResponse({"server-version": __version__})
+def serverversion(request: HttpRequest) -> HttpResponse:
+    return json_response({"server-version": __version__})
