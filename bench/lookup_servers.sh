@@ -1,7 +1,7 @@
 #!/bin/bash
 # Back-to-back: gunicorn gthread 2x2 vs granian 2 workers x 1 blocking thread, same app, same wrk; then debuginfod.
-# Usage: bash bench/results/lookup-servers.sh (from the repository; databases of bench/gen_rows.py)
-cd "$(dirname "$0")/../.."
+# Usage: bash bench/lookup_servers.sh (needs the databases bench/gen_rows.py makes)
+cd "$(dirname "$0")/.."
 export DARKSERVER_LOG_LEVEL=ERROR
 mkdir -p /tmp/fp
 .venv/bin/python - > /tmp/fp/paths.txt <<'PY'
