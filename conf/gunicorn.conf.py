@@ -6,9 +6,9 @@ import os
 bind = os.environ.get("DARKSERVER_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("DARKSERVER_WORKERS", multiprocessing.cpu_count()))
 # gthread keeps client connections alive, which matters for crash tools sending many lookups;
-# the sync worker closes every connection and answered a third as many lookups (wrk -t2 -c16,
-# bench/bench_lookup.py, bench/results/lookup-fastpath.txt). Two threads per worker did best on SQLite and as
-# well as one on MariaDB; four were slower on both (GIL contention, no spare cores).
+# the sync worker closes every connection (bench/bench_lookup.py, docs/BENCHMARKS.md). Two
+# threads per worker did best on SQLite and as well as one on MariaDB; four were slower on both
+# (GIL contention, no spare cores).
 worker_class = os.environ.get("DARKSERVER_WORKER_CLASS", "gthread")
 threads = int(os.environ.get("DARKSERVER_THREADS", "2"))
 keepalive = 5
