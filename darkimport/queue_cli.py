@@ -44,6 +44,9 @@ def register(subparsers: Any) -> None:
     worker.add_argument("--idle-exit", type=float, metavar="SECONDS",
                         help="exit after this long without work (default: run until stopped)")
     worker.add_argument("--max-messages", type=int, metavar="N", help="exit after N builds")
+    worker.add_argument("--stop-timeout", type=float, default=30.0, metavar="SECONDS",
+                        help="on SIGTERM/SIGINT, time the build in hand gets to finish before "
+                        "the worker leaves it unacknowledged for redelivery (default 30)")
     worker.add_argument("-v", "--verbose", action="store_true", help="log every build")
     worker.set_defaults(handler=run_worker)
 
@@ -114,7 +117,8 @@ def run_worker(args: argparse.Namespace) -> int:
     ensure_schema()
     connections.close_all()  # forked workers open their own
     return run_workers(_config(args, **extra), max(1, args.concurrency), args.mode,
-                       idle_exit=args.idle_exit, max_messages=args.max_messages)
+                       idle_exit=args.idle_exit, max_messages=args.max_messages,
+                       stop_timeout=max(0.0, args.stop_timeout))
 
 
 def run_backfill(args: argparse.Namespace) -> int:

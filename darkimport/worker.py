@@ -8,13 +8,23 @@ acknowledges, so the broker redelivers the message; rpms already committed are n
 again and never duplicated.
 
 ``--concurrency N`` forks N such processes.
+
+Stopping (SIGTERM/SIGINT) is prompt and bounded: the signal handlers only set a flag (no locks:
+a process gets the signal twice, from its process group and forwarded by the parent, and a
+handler interrupted by itself must not wait on a lock its first run holds); deliveries that
+arrive while stopping are left unacknowledged; the build in hand gets ``stop_timeout`` seconds
+to finish and be acknowledged, after which the process leaves without acknowledging it (the
+broker hands it out again). Signals stay blocked across the fork until each process has its
+handler, so a stop that comes during start-up is not lost or fatal.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import multiprocessing
+import multiprocessing.connection
 import os
 import signal
 import sys
@@ -56,21 +66,57 @@ class Verdict:
 
 Handler = Callable[[Delivery], Verdict]
 
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+DEFAULT_STOP_TIMEOUT = 30.0  # seconds the build in hand gets to finish after a stop request
+
+
+class StopFlag:
+    """A stop request, set from signal handlers: a plain attribute, no lock to deadlock on."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.signum: int = signal.SIGTERM
+
+    def set(self, signum: int = signal.SIGTERM) -> None:
+        self.signum = signum
+        self.requested = True
+
+    def install(self) -> None:
+        """Handle SIGTERM and SIGINT by setting the flag (and nothing else)."""
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, self._on_signal)
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        self.set(signum)
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep that ends early when a stop is requested."""
+        deadline = time.monotonic() + seconds
+        while not self.requested and (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(left, 0.2))
+
 
 class Worker:
-    """One consumer. ``handler`` does the work in a helper thread and returns a Verdict."""
+    """One consumer. ``handler`` does the work in a helper thread and returns a Verdict.
+
+    ``stop`` may be shared with a signal handler; after a stop request the build in hand gets
+    ``stop_timeout`` seconds, then ``run`` returns with ``abandoned`` set and the build not
+    acknowledged (its thread may still be running: the caller should leave the process)."""
 
     def __init__(self, cfg: QueueConfig, handler: Handler, idle_exit: float | None = None,
-                 max_messages: int | None = None) -> None:
+                 max_messages: int | None = None, stop: StopFlag | None = None,
+                 stop_timeout: float = DEFAULT_STOP_TIMEOUT) -> None:
         self.cfg = cfg
         self.handler = handler
         self.idle_exit = idle_exit
         self.max_messages = max_messages
+        self.stop_timeout = stop_timeout
         self.handled = 0
+        self.abandoned = False
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="import")
         self._busy = threading.Event()
         self._last_activity = time.monotonic()
-        self._stopping = False
+        self._stop = stop if stop is not None else StopFlag()
         self.connection: pika.BlockingConnection | None = None
         self.channel: BlockingChannel | None = None
 
@@ -83,26 +129,35 @@ class Worker:
         self.channel.basic_consume(self.cfg.queue, self._on_message)
         log.info("worker %d consuming %s", os.getpid(), self.cfg.queue)
         try:
-            while not self._stopping:
+            while not self._stop.requested:
                 self.connection.process_data_events(time_limit=1)
                 if (self.idle_exit is not None and not self._busy.is_set()
                         and time.monotonic() - self._last_activity > self.idle_exit):
                     break
-            # Let an import in flight finish and be acknowledged before leaving.
-            while self._busy.is_set():
-                self.connection.process_data_events(time_limit=1)
+            # Let an import in flight finish and be acknowledged before leaving, for a while.
+            deadline = time.monotonic() + self.stop_timeout
+            while self._busy.is_set() and (left := deadline - time.monotonic()) > 0:
+                self.connection.process_data_events(time_limit=min(1.0, left))
+            if self._busy.is_set():
+                # Not acknowledged: the broker hands the build out again once we close.
+                self.abandoned = True
+                log.warning("worker %d: build in hand not finished %.0fs after the stop "
+                            "request; leaving it unacknowledged", os.getpid(),
+                            self.stop_timeout)
         finally:
-            self._executor.shutdown(wait=True)
+            self._executor.shutdown(wait=not self.abandoned, cancel_futures=True)
             if self.connection.is_open:
                 self.connection.close()
         return self.handled
 
     def stop(self) -> None:
         """Finish the build in hand, then return from ``run`` (safe from a signal handler)."""
-        self._stopping = True
+        self._stop.set()
 
     def _on_message(self, channel: BlockingChannel, method: Basic.Deliver,
                     props: BasicProperties, body: bytes) -> None:
+        if self._stop.requested:
+            return  # not started, not acknowledged: redelivered when the connection closes
         self._busy.set()
         headers = dict(props.headers or {})
         try:
@@ -153,7 +208,7 @@ class Worker:
         self._last_activity = time.monotonic()
         self._busy.clear()
         if self.max_messages is not None and self.handled >= self.max_messages:
-            self._stopping = True
+            self._stop.set()
 
 
 def _int(value: object) -> int:
@@ -215,59 +270,81 @@ class KojiHandler:
 
 
 def run_workers(cfg: QueueConfig, concurrency: int, mode: str = "payload",
-                idle_exit: float | None = None, max_messages: int | None = None) -> int:
+                idle_exit: float | None = None, max_messages: int | None = None,
+                stop_timeout: float = DEFAULT_STOP_TIMEOUT) -> int:
     """Run ``concurrency`` worker processes until they exit (SIGTERM/SIGINT: finish, leave)."""
     if concurrency <= 1:
-        return _one_worker(cfg, mode, idle_exit, max_messages)
+        return _one_worker(cfg, mode, idle_exit, max_messages, stop_timeout=stop_timeout)
     ctx = multiprocessing.get_context("fork")
+    stop = StopFlag()
     children = [
-        ctx.Process(target=_child, args=(cfg, mode, idle_exit, max_messages), daemon=False)
+        ctx.Process(target=_child, args=(cfg, mode, idle_exit, max_messages, stop_timeout),
+                    daemon=False)
         for _ in range(concurrency)
     ]
-    for child in children:
-        child.start()
-
-    def forward(signum: int, _frame: FrameType | None) -> None:
+    # Blocked until every process has its handler: the children unblock in _one_worker.
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
         for child in children:
-            if child.pid is not None and child.is_alive():
-                os.kill(child.pid, signum)
-
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    for child in children:
-        child.join()
+            child.start()
+        stop.install()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    deadline: float | None = None
+    while live := [c for c in children if c.exitcode is None]:
+        if stop.requested and deadline is None:
+            # The children may have had the signal too (process group); twice is harmless.
+            for child in live:
+                _signal(child, stop.signum)
+            deadline = time.monotonic() + stop_timeout + 15
+        if deadline is not None and time.monotonic() > deadline:
+            for child in live:
+                log.error("worker %s still running %.0fs after the stop request; killing it",
+                          child.pid, stop_timeout + 15)
+                _signal(child, signal.SIGKILL)
+            for child in live:
+                child.join(10)
+            break
+        multiprocessing.connection.wait([c.sentinel for c in live], timeout=0.5)
     return 0 if all(c.exitcode == 0 for c in children) else 1
 
 
+def _signal(child: multiprocessing.process.BaseProcess, signum: int) -> None:
+    if child.pid is not None and child.exitcode is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child.pid, signum)
+
+
 def _child(cfg: QueueConfig, mode: str, idle_exit: float | None,
-           max_messages: int | None) -> None:
-    sys.exit(_one_worker(cfg, mode, idle_exit, max_messages))
+           max_messages: int | None, stop_timeout: float) -> None:
+    sys.exit(_one_worker(cfg, mode, idle_exit, max_messages, stop_timeout=stop_timeout))
 
 
 def _one_worker(cfg: QueueConfig, mode: str, idle_exit: float | None,
-                max_messages: int | None, reconnect_delay: float = 5.0) -> int:
+                max_messages: int | None, reconnect_delay: float = 5.0,
+                stop_timeout: float = DEFAULT_STOP_TIMEOUT) -> int:
     """One consumer; when the broker goes away it reconnects (a message in flight then was
     never acknowledged, so the broker hands it out again)."""
+    stop = StopFlag()
+    stop.install()
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # blocked by run_workers' fork
     handler = KojiHandler(mode)
-    stopping = threading.Event()
-    current: list[Worker] = []
-
-    def stop(_signum: int, _frame: FrameType | None) -> None:
-        stopping.set()
-        for worker in current:
-            worker.stop()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    while not stopping.is_set():
-        worker = Worker(cfg, handler, idle_exit=idle_exit, max_messages=max_messages)
-        current[:] = [worker]
+    while not stop.requested:
+        worker = Worker(cfg, handler, idle_exit=idle_exit, max_messages=max_messages,
+                        stop=stop, stop_timeout=stop_timeout)
         try:
             worker.run()
-            return 0
         except (pika.exceptions.AMQPConnectionError, pika.exceptions.ConnectionClosed,
                 pika.exceptions.StreamLostError, pika.exceptions.ChannelClosed) as exc:
             log.warning("broker connection lost (%s); reconnecting in %.0fs", exc,
                         reconnect_delay)
-            stopping.wait(reconnect_delay)
+            stop.sleep(reconnect_delay)
+            continue
+        if worker.abandoned:
+            # The import thread is still running and would be waited for at exit.
+            logging.shutdown()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
+        return 0
     return 0

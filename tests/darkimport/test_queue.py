@@ -63,7 +63,17 @@ class Pipeline:
     def stop(self, proc: subprocess.Popen[str]) -> str:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)
-        out, _ = proc.communicate(timeout=60)
+        try:
+            out, _ = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            # Say what is still running before the fixture kills it.
+            ps = subprocess.run(["ps", "-o", "pid,ppid,stat,wchan:24,args", "-g", str(proc.pid)],
+                                capture_output=True, text=True).stdout
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            out, _ = proc.communicate()
+            raise AssertionError(f"worker {proc.pid} still running 60 s after SIGTERM:\n{ps}"
+                                 f"--- its output:\n{out}") from None
         return out
 
     def query(self, sql: str, *params: object) -> list[tuple[object, ...]]:
