@@ -80,8 +80,8 @@ def compile_samples(workdir: Path) -> list[SampleElf]:
     Executables in each build-id style (sha1 with an FDO package note, md5, uuid, two 0xHEX,
     none), a hard link, a shared library, relocatable objects with and without an id (``ld -r``
     as kernel modules are linked), separate debug files by ``objcopy --only-keep-debug`` and by
-    ``eu-strip -f`` (whose program headers are stale), and a 32-bit executable when gcc -m32
-    can link one.
+    ``eu-strip -f`` (whose program headers are stale), a dwz multifile, and a 32-bit executable
+    when gcc -m32 can link one.
     """
     workdir.mkdir(parents=True, exist_ok=True)
     src = workdir / "src"
@@ -131,6 +131,14 @@ def compile_samples(workdir: Path) -> list[SampleElf]:
     add("exec-stripped", dbg_stripped, "/usr/bin/hello-dbg", "exec")
     add("debug-eu-strip", dbg_debug, "/usr/lib/debug/usr/bin/hello-dbg.debug", "debug")
 
+    # dwz moves the DWARF two debug files share into a multifile with a build-id of its own,
+    # which debuginfo packages ship under /usr/lib/debug/.dwz/ (as Fedora's find-debuginfo does).
+    dwz_inputs = [hello("sha1", f"hello-dwz{n}") for n in (1, 2)]
+    multifile = workdir / "hello.dwz"
+    run(["dwz", "-m", multifile, "-M", "/usr/lib/debug/.dwz/hello-1.0-1.fc40.x86_64",
+         *dwz_inputs])
+    add("debug-dwz", multifile, "/usr/lib/debug/.dwz/hello-1.0-1.fc40.x86_64", "debug")
+
     obj = workdir / "module.o"
     run(["gcc", "-c", "-O1", "-o", obj, src / "module.c"])  # gcc -c alone writes no build-id
     module = workdir / "demo.ko"
@@ -168,10 +176,18 @@ def files_of(elves: Iterable[SampleElf], *labels: str) -> list[tuple[Path, str]]
             for label in labels if label in by_label]
 
 
+DWZ_DIR = "/usr/lib/debug/.dwz/"
+
+
 def dbgsym_files(elves: Iterable[SampleElf]) -> list[tuple[Path, str]]:
-    """Debian -dbgsym layout: each debug file at /usr/lib/debug/.build-id/xx/rest.debug."""
-    return [(e.source, f"/usr/lib/debug/.build-id/{e.build_id[:2]}/{e.build_id[2:]}.debug")
-            for e in elves if e.debug and e.build_id]
+    """Debian -dbgsym layout: each debug file at /usr/lib/debug/.build-id/xx/rest.debug, a dwz
+    multifile under /usr/lib/debug/.dwz/<triplet>/."""
+    return [
+        (e.source, f"{DWZ_DIR}x86_64-linux-gnu/hello.debug")
+        if e.install_path.startswith(DWZ_DIR)
+        else (e.source, f"/usr/lib/debug/.build-id/{e.build_id[:2]}/{e.build_id[2:]}.debug")
+        for e in elves if e.debug and e.build_id
+    ]
 
 
 def _stage(root: Path, files: Files) -> None:
@@ -364,7 +380,7 @@ def build_sample_set(outdir: Path) -> list[Path]:
                 elves, "exec-sha1", "exec-sha1-hardlink", "exec-md5", "exec-uuid", "exec-hex8",
                 "exec-none", "exec-stripped", "exec-32bit"), "gzip"),
             build_rpm(work, "hello-debuginfo", "1.0", "1.fc40",
-                      f(elves, "debug-objcopy", "debug-eu-strip"), "xz"),
+                      f(elves, "debug-objcopy", "debug-eu-strip", "debug-dwz"), "xz"),
             build_rpm(work, "libdemo", "2.1", "3.el9", f(elves, "shared-sha1", "exec-hex32"),
                       "zstd", epoch=1),
             build_rpm(work, "kmod-demo", "0.5", "1.fc39",
@@ -375,7 +391,8 @@ def build_sample_set(outdir: Path) -> list[Path]:
             # The first deb by name is compressed with a checksum (xz): tests corrupt its tail.
             build_deb(work, "hello-dbgsym", "1.0-1", "amd64", dbgsym_files(elves), "xz",
                       control={"Source": "hello", "Build-Ids": " ".join(
-                          e.build_id for e in elves if e.debug and e.build_id)}),
+                          e.build_id for e in elves if e.debug and e.build_id
+                          and not e.install_path.startswith(DWZ_DIR))}),
             build_deb(work, "hello", "1.0-1", "amd64", f(
                 elves, "exec-sha1", "exec-sha1-hardlink", "exec-none", "exec-stripped"), "gzip"),
             build_deb(work, "libdemo1", "1:2.1-3+deb12u1", "amd64", f(elves, "shared-sha1"),

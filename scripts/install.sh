@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 declare -A need=(
   [gcc]=gcc [readelf]=binutils [rpmbuild]=rpm [dpkg-deb]=dpkg [eu-readelf]=elfutils
   [eu-unstrip]=elfutils [debuginfod]=debuginfod [debuginfod-find]=debuginfod [gdb]=gdb
-  [zstd]=zstd [xz]=xz-utils [bzip2]=bzip2 [mariadb_config]=libmariadb-dev
+  [zstd]=zstd [dwz]=dwz [xz]=xz-utils [bzip2]=bzip2 [mariadb_config]=libmariadb-dev
   [pkg-config]=pkg-config [bsdtar]=libarchive-tools [chromium]=chromium [wrk]=wrk [ar]=binutils
 )
 missing=()

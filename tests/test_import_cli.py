@@ -35,6 +35,10 @@ def test_import_matches_readelf_on_every_file(sample_set) -> None:
     assert db_rows() == {(r.build_id, r.path, r.nvra) for r in sample_set.expected}
     assert summary.rows == len(sample_set.expected)
     assert summary.build_ids == len({(r.nvra, r.build_id) for r in sample_set.expected})
+    # The dwz multifile and the separate debug files are rows of their own, marked debug.
+    dwz = ElfFile.objects.filter(path__startswith="/usr/lib/debug/.dwz/")
+    assert dwz.exists() and all(row.debug for row in dwz)
+    assert not ElfFile.objects.filter(path__startswith="/usr/bin/", debug=True).exists()
     # Every package row carries its URL from the template and a checksum of the file.
     for package in Package.objects.all():
         assert package.url.endswith("/" + package.filename)

@@ -103,7 +103,7 @@ def test_compiled_samples(sample_elves: list[samples.SampleElf]) -> None:
     labels = {e.label for e in sample_elves}
     assert {"exec-sha1", "exec-md5", "exec-uuid", "exec-hex8", "exec-hex32", "exec-none",
             "shared-sha1", "relocatable-sha1", "relocatable-none", "debug-objcopy",
-            "debug-eu-strip", "exec-stripped"} <= labels
+            "debug-eu-strip", "exec-stripped", "debug-dwz"} <= labels
     modes = {e.label: e.source.stat().st_mode & 0o777 for e in sample_elves}
     assert modes["debug-objcopy"] == modes["relocatable-sha1"] == 0o644
     assert modes["exec-sha1"] == modes["shared-sha1"] == 0o755
