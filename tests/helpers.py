@@ -68,3 +68,31 @@ def get_json(url: str, data: Any = None) -> tuple[int, Any]:
             return resp.status, json.loads(resp.read())
     except urllib.error.HTTPError as err:
         return err.code, json.loads(err.read())
+
+
+@contextlib.contextmanager
+def live_app() -> Iterator[str]:
+    """The Django app on a live HTTP thread sharing the test database; yields its base URL.
+
+    pytest-django's live_server wraps the app in Django's static-files handler; this service
+    serves no static files, so the app is served as it is. Needs a transactional test database.
+    """
+    from django.db import connections
+    from django.test.testcases import LiveServerThread
+
+    overrides = {c.alias: c for c in connections.all()
+                 if c.vendor == "sqlite" and c.is_in_memory_db()}
+    thread = LiveServerThread("127.0.0.1", lambda app: app, connections_override=overrides)
+    thread.daemon = True
+    for conn in overrides.values():
+        conn.inc_thread_sharing()
+    thread.start()
+    thread.is_ready.wait()
+    try:
+        if thread.error:
+            raise thread.error
+        yield f"http://127.0.0.1:{thread.port}"
+    finally:
+        thread.terminate()
+        for conn in overrides.values():
+            conn.dec_thread_sharing()

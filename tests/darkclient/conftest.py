@@ -21,11 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db import connections
-from django.test.testcases import LiveServerThread
 
 from darkclient.elf import read_elf_path
 from darkserver.lookup.models import Build, ElfFile, Package, path_key
+from tests.helpers import live_app
 
 MAIN_C = r"""
 #include <signal.h>
@@ -294,26 +293,9 @@ def dead_url() -> str:
 
 @pytest.fixture
 def darkserver(transactional_db: None) -> Iterator[str]:
-    """The real Darkserver app on a live HTTP thread sharing the test database; its base URL.
-
-    (pytest-django's live_server adds a static-files handler this app has no settings for.)
-    """
-    overrides = {c.alias: c for c in connections.all()
-                 if c.vendor == "sqlite" and c.is_in_memory_db()}
-    thread = LiveServerThread("127.0.0.1", lambda app: app, connections_override=overrides)
-    thread.daemon = True
-    for c in overrides.values():
-        c.inc_thread_sharing()
-    thread.start()
-    thread.is_ready.wait()
-    try:
-        if thread.error:
-            raise thread.error
-        yield f"http://127.0.0.1:{thread.port}"
-    finally:
-        thread.terminate()
-        for c in overrides.values():
-            c.dec_thread_sharing()
+    """The real Darkserver app on a live HTTP thread sharing the test database; its base URL."""
+    with live_app() as url:
+        yield url
 
 
 def add_package(nvra_name: str, build: Build, rpm: Path | None, url: str,

@@ -9,11 +9,10 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from django.db import connections
-from django.test.testcases import LiveServerThread
 
 from darkserver.lookup import queries
 from darkserver.lookup.models import Build, ElfFile, Package, path_key
+from tests.helpers import live_app
 
 APR_ID = "868357887701f51d867eacd0da6e5af6d8c70ce2"
 APR_PATH = "/usr/lib64/libapr-1.so.0.4.5"
@@ -135,31 +134,7 @@ def apr_compat(debuginfo: bool = False) -> dict[str, str]:
 
 @pytest.fixture
 def page_server(transactional_db: None) -> Iterator[str]:
-    """The app served over real HTTP from a thread, sharing the test database; yields its URL.
+    """The app served over real HTTP from a thread, sharing the test database; yields its URL."""
+    with live_app() as url:
+        yield url
 
-    pytest-django's live_server wraps the app in Django's static-files handler, which needs
-    STATIC_URL; this service serves no static files, so the app is served as it is.
-    """
-    overrides = {
-        conn.alias: conn
-        for conn in connections.all()
-        if conn.vendor == "sqlite" and conn.is_in_memory_db()
-    }
-    thread = LiveServerThread("127.0.0.1", _no_static_files, connections_override=overrides)
-    thread.daemon = True
-    for conn in overrides.values():
-        conn.inc_thread_sharing()
-    thread.start()
-    thread.is_ready.wait()
-    try:
-        if thread.error:
-            raise thread.error
-        yield f"http://127.0.0.1:{thread.port}"
-    finally:
-        thread.terminate()
-        for conn in overrides.values():
-            conn.dec_thread_sharing()
-
-
-def _no_static_files(app: Any) -> Any:
-    return app
