@@ -187,7 +187,8 @@ def main() -> int:
         port = free_port()
         procs.append(subprocess.Popen(
             [str(BIN / "gunicorn"), "-c", "conf/gunicorn.conf.py", "--workers", "2",
-             "--bind", f"127.0.0.1:{port}", "darkserver.wsgi"], env=env, cwd=ROOT,
+             "--bind", f"127.0.0.1:{port}", "darkserver.asgi:application"],
+            env=env, cwd=ROOT,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         server = f"http://127.0.0.1:{port}"
         wait_http(server + "/api/v1/health", procs[-1])

@@ -1,16 +1,19 @@
-"""gunicorn settings for Darkserver: `gunicorn -c conf/gunicorn.conf.py darkserver.wsgi`."""
+"""gunicorn settings for Darkserver:
+`gunicorn -c conf/gunicorn.conf.py darkserver.asgi:application` (the app is also the default)."""
 
 import multiprocessing
 import os
 
 bind = os.environ.get("DARKSERVER_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("DARKSERVER_WORKERS", multiprocessing.cpu_count()))
-# gthread keeps client connections alive, which matters for crash tools sending many lookups;
-# the sync worker closes every connection (bench/bench_lookup.py, docs/BENCHMARKS.md). Two
-# threads per worker did best on SQLite and as well as one on MariaDB; four were slower on both
-# (GIL contention, no spare cores).
-worker_class = os.environ.get("DARKSERVER_WORKER_CLASS", "gthread")
-threads = int(os.environ.get("DARKSERVER_THREADS", "2"))
+# uvicorn's worker (httptools, uvloop) serving darkserver.asgi: its HTTP layer costs a fraction
+# of gunicorn's threaded one, which was most of a lookup's time (docs/BENCHMARKS.md: ~15,000
+# against ~3,700 lookups/s on 2 cores). The hot lookups run on its event loop
+# (lookup/fastpath_asgi.py), the rest in Django's thread. The WSGI setup stays available:
+# DARKSERVER_WORKER_CLASS=gthread with darkserver.wsgi as the app.
+worker_class = os.environ.get("DARKSERVER_WORKER_CLASS", "uvicorn_worker.UvicornWorker")
+threads = int(os.environ.get("DARKSERVER_THREADS", "2"))  # gthread only
+wsgi_app = "darkserver.asgi:application"  # the app named on the command line wins
 keepalive = 5
 # Recycle workers now and then so a slow leak never grows; jitter avoids all restarting at once.
 max_requests = 100000

@@ -13,4 +13,4 @@ id=$(.venv/bin/python -m darkimport.samples --print-one-build-id var/samples 2>/
 echo
 echo "Darkserver is starting on http://127.0.0.1:$PORT/  (Ctrl-C stops it)"
 [ -n "$id" ] && echo "Try: curl http://127.0.0.1:$PORT/buildids/$id"
-exec .venv/bin/gunicorn -c conf/gunicorn.conf.py --bind "127.0.0.1:$PORT" darkserver.wsgi
+exec .venv/bin/gunicorn -c conf/gunicorn.conf.py --bind "127.0.0.1:$PORT" darkserver.asgi:application

@@ -34,12 +34,15 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def gunicorn(env: dict[str, str]) -> Iterator[str]:
-    """The real web service under gunicorn on a free port; yields its base URL."""
+def gunicorn(env: dict[str, str], app: str = "darkserver.asgi:application",
+             workers: int = 1) -> Iterator[str]:
+    """The real web service under gunicorn on a free port, as conf/gunicorn.conf.py runs it
+    (uvicorn's worker); yields its base URL. ``app="darkserver.wsgi"`` with
+    ``DARKSERVER_WORKER_CLASS=gthread`` in ``env`` runs the WSGI setup instead."""
     port = free_port()
     proc = subprocess.Popen(
-        [str(BIN / "gunicorn"), "-c", "conf/gunicorn.conf.py", "--workers", "1",
-         "--bind", f"127.0.0.1:{port}", "darkserver.wsgi"],
+        [str(BIN / "gunicorn"), "-c", "conf/gunicorn.conf.py", "--workers", str(workers),
+         "--bind", f"127.0.0.1:{port}", app],
         env=os.environ | env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         cwd=Path(__file__).resolve().parent.parent,
     )

@@ -24,17 +24,17 @@ BATCH_SHAPE = 'send a JSON object with a list of build-ids: {"buildids": ["<hex>
 NOT_FOUND_SEARCHED = "exact build-id among the ELF files of every imported package"
 
 
-def compat_buildids(buildids: list[str]) -> Answer:
+def compat_buildids(buildids: list[str], fetch: queries.Fetch | None = None) -> Answer:
     """GET /buildids/<id>[,<id>...]: the original service's list (empty when nothing matched)."""
-    found = queries.by_build_ids(buildids)
+    found = queries.by_build_ids(buildids, fetch)
     metrics.lookup("compat", len(buildids), len(buildids) - len(found))
     rows = [row for b in buildids for row in found.get(b, ())]
     return 200, serialize.compat(rows), ()
 
 
-def single(buildid: str) -> Answer:
+def single(buildid: str, fetch: queries.Fetch | None = None) -> Answer:
     """GET /api/v1/buildid/<id>: every match, or a 404 echoing the id and what was searched."""
-    rows = queries.by_build_id(buildid)
+    rows = queries.by_build_id(buildid, fetch)
     metrics.lookup("single", 1, 0 if rows else 1)
     if not rows:
         doc = error_doc(404, "build-id not found", buildid=buildid, searched=NOT_FOUND_SEARCHED)
@@ -67,9 +67,9 @@ def batch_ids(body: bytes) -> list[str]:
     return list(dict.fromkeys(normalised))
 
 
-def batch(ids: list[str]) -> Answer:
+def batch(ids: list[str], fetch: queries.Fetch | None = None) -> Answer:
     """POST /api/v1/buildids: matches per found id, and the ids that matched nothing."""
-    found = queries.by_build_ids(ids)
+    found = queries.by_build_ids(ids, fetch)
     metrics.BATCH_SIZE.observe(len(ids))
     metrics.lookup("batch", len(ids), len(ids) - len(found))
     shared = serialize.Matches()

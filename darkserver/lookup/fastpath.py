@@ -30,7 +30,7 @@ from typing import Any
 from django.conf import settings
 from django.core import signals
 
-from darkserver.lookup import answers, metrics
+from darkserver.lookup import answers, metrics, queries
 from darkserver.lookup.converters import normalize_build_id, normalize_build_id_list
 from darkserver.lookup.jsonout import CONTENT_TYPE, dumps
 
@@ -52,42 +52,56 @@ def _segment(path: str, prefix: str) -> str | None:
     return segment if segment and "/" not in segment else None
 
 
-def _batch_body(environ: dict[str, Any]) -> bytes | None:
-    """The body of a batch that Django would read without complaint, or None. What was read is
-    put back in ``environ`` for Django."""
+def wants_body(method: str, path: str) -> bool:
+    """Whether the request is a batch, whose body the fast path must read to route it."""
+    return method == "POST" and path == BATCH
+
+
+def body_length(content_length: str | None) -> int | None:
+    """The length of a batch body that Django would read without complaint, or None (no or a
+    bad Content-Length, or over DATA_UPLOAD_MAX_MEMORY_SIZE: Django answers those)."""
     try:
-        length = int(environ.get("CONTENT_LENGTH") or "")
+        length = int(content_length or "")
     except ValueError:
         return None
     limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
     if length <= 0 or (limit is not None and length > limit):
+        return None
+    return length
+
+
+def _batch_body(environ: dict[str, Any]) -> bytes | None:
+    """The WSGI request's batch body, or None; what was read is put back for Django."""
+    length = body_length(environ.get("CONTENT_LENGTH"))
+    if length is None:
         return None
     body: bytes = environ["wsgi.input"].read(length)
     environ["wsgi.input"] = io.BytesIO(body)
     return body
 
 
-def route(environ: dict[str, Any]) -> Route | None:
-    """The route name and the answer to compute, when this layer serves the request."""
-    method = environ.get("REQUEST_METHOD")
-    path = environ.get("PATH_INFO", "")
+def route(method: str, path: str, body: bytes | None,
+          fetch: queries.Fetch | None = None) -> Route | None:
+    """The route name and the answer to compute, when the fast path serves the request.
+
+    ``body`` is the batch body (None when it was not read); ``fetch`` runs the lookup query
+    (Django's connection when None).
+    """
     try:
         if method == "GET" or method == "HEAD":
             if path.startswith(SINGLE):
                 segment = _segment(path, SINGLE)
                 if segment is not None:
                     buildid = normalize_build_id(segment)
-                    return "api-buildid", lambda: answers.single(buildid)
+                    return "api-buildid", lambda: answers.single(buildid, fetch)
             elif path.startswith(COMPAT):
                 segment = _segment(path, COMPAT)
                 if segment is not None:
                     ids = normalize_build_id_list(segment)
-                    return "compat-buildids", lambda: answers.compat_buildids(ids)
-        elif method == "POST" and path == BATCH:
-            body = _batch_body(environ)
-            if body is not None:
-                batch = answers.batch_ids(body)
-                return "api-buildids", lambda: answers.batch(batch)
+                    return "compat-buildids", lambda: answers.compat_buildids(ids, fetch)
+        elif body is not None and wants_body(method, path):
+            batch = answers.batch_ids(body)
+            return "api-buildids", lambda: answers.batch(batch, fetch)
     except Exception:  # a bad id or body: Django answers with the error document
         return None
     return None
@@ -103,7 +117,10 @@ class FastPath:
         self, environ: dict[str, Any], start_response: Callable[..., Any]
     ) -> Iterable[bytes]:
         started = time.perf_counter()
-        found = route(environ)
+        method = environ.get("REQUEST_METHOD", "")
+        path = environ.get("PATH_INFO", "")
+        body = _batch_body(environ) if wants_body(method, path) else None
+        found = route(method, path, body)
         if found is None:
             return self.app(environ, start_response)
         name, compute = found
@@ -117,7 +134,6 @@ class FastPath:
             return self.app(environ, start_response)
         finally:
             signals.request_finished.send(sender=self.__class__)
-        method = environ["REQUEST_METHOD"]
         start_response(_STATUS[status], [
             ("Content-Type", CONTENT_TYPE), *extra, ("Content-Length", str(len(body))),
         ])

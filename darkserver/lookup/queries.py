@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections, router
@@ -44,7 +44,7 @@ def _chunks(items: list[bytes], size: int) -> Iterator[list[bytes]]:
 
 
 # IN lists are padded up to one of these sizes, so that few statements are ever compiled.
-_IN_SIZES = (1, 8, 64, CHUNK)
+IN_SIZES = (1, 8, 64, CHUNK)
 
 
 @functools.lru_cache(maxsize=32)
@@ -72,36 +72,59 @@ def _param_names(size: int) -> tuple[str, ...]:
     return tuple(f"p{i}" for i in range(size))
 
 
-def _rows(build_ids: list[bytes]) -> list[Row]:
+# Runs the lookup statement for ``size`` ids (``lookup_params``) and returns the raw rows:
+# through Django's connection by default, through the ASGI fast path's own connection there.
+Fetch = Callable[[int, dict[str, bytes]], Sequence[Sequence[Any]]]
+
+
+def lookup_alias() -> str:
+    return router.db_for_read(ElfFile) or DEFAULT_DB_ALIAS
+
+
+def lookup_sql(alias: str, size: int, paramstyle: str = "pyformat") -> str:
+    """The lookup statement for ``size`` ids in a driver's own parameter style: ``pyformat``
+    (``%(p0)s``: Django's cursors, MySQLdb) or ``named`` (``:p0``: the sqlite3 module)."""
+    sql = _lookup_sql(alias, size)
+    if paramstyle == "named":
+        return sql % {name: f":{name}" for name in _param_names(size)}
+    return sql
+
+
+def _django_fetch(size: int, params: dict[str, bytes]) -> Sequence[Sequence[Any]]:
+    alias = lookup_alias()
+    with connections[alias].cursor() as cursor:
+        cursor.execute(_lookup_sql(alias, size), params)
+        return cursor.fetchall()  # type: ignore[no-any-return]
+
+
+def _rows(build_ids: list[bytes], fetch: Fetch | None = None) -> list[Row]:
     """Rows with any of ``build_ids`` (at most CHUNK) in one query, in no particular order.
 
     The values are the database's own: ``debug`` may be 0/1 and ``build_id`` bytes or a
     memoryview, which ``serialize`` accepts.
     """
-    size = next(n for n in _IN_SIZES if n >= len(build_ids))
+    size = next(n for n in IN_SIZES if n >= len(build_ids))
     padded = build_ids + [build_ids[0]] * (size - len(build_ids))  # repeats match nothing new
     params = dict(zip(_param_names(size), padded, strict=True))
-    alias = router.db_for_read(ElfFile) or DEFAULT_DB_ALIAS
-    with connections[alias].cursor() as cursor:
-        cursor.execute(_lookup_sql(alias, size), params)
-        return [dict(zip(MATCH_FIELDS, row, strict=True)) for row in cursor.fetchall()]
+    raw = (fetch or _django_fetch)(size, params)
+    return [dict(zip(MATCH_FIELDS, row, strict=True)) for row in raw]
 
 
 def _by_package_and_path(row: Row) -> tuple[str, str]:
     return row["package__nvra"], row["path"]
 
 
-def by_build_id(build_id: str) -> list[Row]:
+def by_build_id(build_id: str, fetch: Fetch | None = None) -> list[Row]:
     """Every ELF row with this (normalised, hex) build-id, by package NVRA and path."""
-    return sorted(_rows([bytes.fromhex(build_id)]), key=_by_package_and_path)
+    return sorted(_rows([bytes.fromhex(build_id)], fetch), key=_by_package_and_path)
 
 
-def by_build_ids(build_ids: Iterable[str]) -> dict[str, list[Row]]:
+def by_build_ids(build_ids: Iterable[str], fetch: Fetch | None = None) -> dict[str, list[Row]]:
     """Rows per requested id (ids with no row are absent): one query per CHUNK ids."""
     wanted = [bytes.fromhex(b) for b in dict.fromkeys(build_ids)]
     found: dict[str, list[Row]] = {}
     for chunk in _chunks(wanted, CHUNK):
-        for row in _rows(chunk):
+        for row in _rows(chunk, fetch):
             found.setdefault(bytes(row["build_id"]).hex(), []).append(row)
     for rows in found.values():
         rows.sort(key=_by_package_and_path)

@@ -216,11 +216,11 @@ def test_a_failing_lookup_goes_to_django(apps, apr, monkeypatch, caplog):
     real = queries.by_build_id
     failures = []
 
-    def flaky(build_id):
+    def flaky(build_id, fetch=None):
         if not failures:
             failures.append(build_id)
             raise DatabaseError("connection lost")
-        return real(build_id)
+        return real(build_id, fetch)
 
     monkeypatch.setattr(queries, "by_build_id", flaky)
     _django, fast, spy = apps
@@ -230,7 +230,7 @@ def test_a_failing_lookup_goes_to_django(apps, apr, monkeypatch, caplog):
 
 
 def test_a_lookup_that_keeps_failing_is_a_json_500(apps, db, monkeypatch):
-    def broken(build_id):
+    def broken(build_id, fetch=None):
         raise DatabaseError("secret detail")
 
     monkeypatch.setattr(queries, "by_build_id", broken)
@@ -313,7 +313,7 @@ def test_the_switch_leaves_django_alone(settings):
 
 def test_routes_are_recognised_without_the_database():
     def route(method: str, path: str) -> str | None:
-        found = fastpath.route({"REQUEST_METHOD": method, "PATH_INFO": path})
+        found = fastpath.route(method, path, None)
         return found[0] if found else None
 
     assert route("GET", f"/api/v1/buildid/{APR_ID}") == "api-buildid"

@@ -1,0 +1,142 @@
+"""The hot lookups served in front of Django's ASGI handler (the default server setup).
+
+The same three routes as the WSGI fast path (fastpath.py: same routing, same answer functions,
+same bytes), on an event loop under gunicorn's uvicorn worker. Its HTTP layer (httptools, uvloop)
+costs a fraction of gunicorn's own threaded one, which was the larger part of a lookup's time
+(docs/BENCHMARKS.md). The queries run on the loop over the worker's own connection
+(loopdb.py); everything else, and anything that fails here, goes to Django unchanged.
+
+It also answers the ASGI lifespan protocol (Django's handler does not), opening the worker's
+connection at startup.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from darkserver.lookup import fastpath, metrics
+from darkserver.lookup.jsonout import CONTENT_TYPE, dumps
+from darkserver.lookup.loopdb import LoopConnection
+
+log = logging.getLogger(__name__)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key.lower() == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+async def _read_body(receive: Receive, length: int) -> tuple[bytes | None, Receive]:
+    """The request body when it is exactly ``length`` bytes (else None), and a receive that
+    hands what was read to Django first."""
+    chunks: list[bytes] = []
+    size = 0
+    more = True
+    disconnected: Message | None = None
+    while more and size <= length:
+        message = await receive()
+        if message["type"] != "http.request":
+            disconnected = message
+            break
+        chunk = message.get("body", b"")
+        chunks.append(chunk)
+        size += len(chunk)
+        more = message.get("more_body", False)
+    body = b"".join(chunks)
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            if disconnected is not None and not body:
+                return disconnected
+            return {"type": "http.request", "body": body, "more_body": more}
+        if disconnected is not None:
+            return disconnected
+        return await receive()
+
+    return (body if size == length and not more else None), replay
+
+
+class AsgiFastPath:
+    """ASGI middleware: the hot lookups here, everything else to ``app`` (Django)."""
+
+    def __init__(self, app: ASGIApp, fast: bool = True) -> None:
+        self.app = app
+        self.fast = fast
+        self.db = LoopConnection()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self.lifespan(receive, send)
+        elif scope["type"] != "http" or not self.fast:
+            await self.app(scope, receive, send)
+        else:
+            unanswered = await self.answer(scope, receive, send)
+            if unanswered is not None:
+                await self.app(scope, unanswered, send)
+
+    async def answer(self, scope: Scope, receive: Receive, send: Send) -> Receive | None:
+        """Answer a hot lookup and return None; or return the receive with which Django is to
+        answer it (it gives Django whatever body was read here)."""
+        started = time.perf_counter()
+        method, path = scope["method"], scope["path"]
+        body = None
+        if fastpath.wants_body(method, path):
+            length = fastpath.body_length(_header(scope, b"content-length"))
+            if length is None:
+                return receive
+            body, receive = await _read_body(receive, length)
+        found = fastpath.route(method, path, body, self.db.fetch)
+        if found is None or not await self.db.ensure():
+            return receive
+        name, compute = found
+        try:
+            try:
+                status, doc, extra = compute()
+            except Exception:
+                # A connection the server dropped (a restart, wait_timeout) fails its next
+                # query: one more try on a new connection loses nothing.
+                if self.db.is_open or not await self.db.ensure():
+                    raise
+                status, doc, extra = compute()
+            payload = dumps(doc)
+        except Exception as exc:
+            log.warning("fast path failed (%r); Django answers %s %s", exc, method, path)
+            return receive
+        headers = [(b"Content-Type", CONTENT_TYPE.encode())]
+        headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in extra]
+        headers.append((b"Content-Length", str(len(payload)).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        # HEAD: the GET's headers and no body, as Django's handler does.
+        await send({"type": "http.response.body", "body": b"" if method == "HEAD" else payload})
+        metrics.request(name, method, status, time.perf_counter() - started)
+        return None
+
+    async def lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                if self.fast:
+                    await self.db.ensure()  # a failure is logged; requests retry
+                # Everything loaded so far lives as long as the worker: out of the collector's
+                # sight, full collections stop walking Django's ~10^5 objects (the p99).
+                gc.freeze()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                self.db.discard()
+                await send({"type": "lifespan.shutdown.complete"})
+                return

@@ -1,0 +1,94 @@
+"""The ASGI fast path's own database connection, used on the event-loop thread.
+
+Django refuses blocking database calls on a thread that runs an event loop (its connections are
+also context-local there, which would mean one connection per request). The hot lookups are
+single indexed queries of well under a millisecond, so each worker process keeps one plain
+DB-API connection for them and runs them on the loop, the way a sync worker would; everything
+else goes through Django, whose ASGI handler runs views on its own thread and connections.
+
+The connection is opened by Django's backend (same settings, same ``init_command``, autocommit)
+on an executor thread, so opening it never blocks the loop and never trips Django's check. A
+failed query drops it; the next request opens a new one, at most once a second while the
+database stays unreachable (meanwhile Django answers, or returns its JSON error).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from django.db import connections
+from django.db.utils import load_backend
+
+from darkserver.lookup import queries
+
+log = logging.getLogger(__name__)
+
+RETRY_SECONDS = 1.0
+
+
+class LoopConnection:
+    """One database connection for the lookups answered on this process's event loop."""
+
+    def __init__(self, overrides: dict[str, Any] | None = None) -> None:
+        # Settings that differ from the alias's own (the tests point one at a dead server).
+        self.overrides = dict(overrides or {})
+        self._db: Any = None  # Django's DatabaseWrapper holding the open DB-API connection
+        self._sql: dict[int, str] = {}
+        self._failed_at = float("-inf")
+
+    @property
+    def is_open(self) -> bool:
+        return self._db is not None
+
+    async def ensure(self) -> bool:
+        """Open the connection when it is not; False while the database cannot be reached."""
+        if self._db is not None:
+            return True
+        if time.monotonic() - self._failed_at < RETRY_SECONDS:
+            return False
+        try:
+            self._db, self._sql = await asyncio.get_running_loop().run_in_executor(
+                None, self._open
+            )
+        except Exception as exc:
+            self._failed_at = time.monotonic()
+            log.warning("fast path: cannot open the database (%s); Django answers meanwhile", exc)
+            return False
+        return True
+
+    def _open(self) -> tuple[Any, dict[str, str]]:
+        alias = queries.lookup_alias()
+        settings_dict = connections.settings[alias] | self.overrides
+        db = load_backend(settings_dict["ENGINE"]).DatabaseWrapper(settings_dict, alias)
+        db.ensure_connection()
+        # The statements are compiled here too: compiling may ask the server for its version.
+        style = "named" if db.vendor == "sqlite" else "pyformat"
+        return db, {n: queries.lookup_sql(alias, n, style) for n in queries.IN_SIZES}
+
+    def fetch(self, size: int, params: dict[str, bytes]) -> Sequence[Sequence[Any]]:
+        """queries.Fetch over this connection; a database error drops it and propagates."""
+        if self._db is None:
+            raise RuntimeError("the fast path's connection is not open")
+        try:
+            cursor = self._db.connection.cursor()
+            try:
+                cursor.execute(self._sql[size], params)
+                rows: Sequence[Sequence[Any]] = cursor.fetchall()
+                return rows
+            finally:
+                cursor.close()
+        except Exception:
+            self.discard()
+            raise
+
+    def discard(self) -> None:
+        db, self._db = self._db, None
+        if db is not None and db.connection is not None:
+            try:
+                db.connection.close()  # the raw close: the wrapper's refuses to run on a loop
+            except Exception:
+                log.debug("closing a broken fast-path connection failed", exc_info=True)

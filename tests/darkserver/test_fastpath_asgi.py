@@ -1,0 +1,244 @@
+"""The ASGI fast path (lookup/fastpath_asgi.py, the default server setup) answers exactly what
+Django's ASGI handler answers, over its own connection (lookup/loopdb.py).
+
+Every request goes through the ASGI interface both to Django's handler alone and to the fast
+path wrapped around it; status, headers and body must be equal, and a spy on the wrapped handler
+tells which layer answered. The rows are committed (the fast path's connection is its own, so it
+cannot see a test's open transaction).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from django.core.asgi import get_asgi_application
+from django.db import connections
+
+from darkserver.lookup import loopdb
+from darkserver.lookup.fastpath_asgi import AsgiFastPath
+from darkserver.lookup.loopdb import LoopConnection
+from tests.darkserver.conftest import APR_ID, APR_PATH, make_apr
+from tests.darkserver.test_fastpath import MISSING, PASSED_ON, SERVED, batch_body
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@dataclass
+class Answer:
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+
+
+class Spy:
+    """Django's ASGI handler, counting the requests it answers."""
+
+    def __init__(self) -> None:
+        self.django = get_asgi_application()
+        self.calls = 0
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        self.calls += 1
+        await self.django(scope, receive, send)
+
+
+def scope_of(method: str, path: str, headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
+    return {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
+        "scheme": "http", "path": path, "raw_path": path.encode("utf-8"), "query_string": b"",
+        "root_path": "", "headers": headers, "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+    }
+
+
+async def _call(app: Any, method: str, path: str, parts: list[bytes],
+                headers: list[tuple[bytes, bytes]]) -> Answer:
+    messages = [{"type": "http.request", "body": p, "more_body": i < len(parts) - 1}
+                for i, p in enumerate(parts)] or [{"type": "http.request", "body": b""}]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        if messages:
+            return messages.pop(0)
+        await asyncio.sleep(3600)  # nothing more from this client
+        raise AssertionError("unreachable")
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(scope_of(method, path, headers), receive, send)
+    start = sent[0]
+    assert start["type"] == "http.response.start"
+    body = b"".join(m.get("body", b"") for m in sent[1:])
+    return Answer(start["status"], list(start["headers"]), body)
+
+
+def call(app: Any, method: str, path: str, body: bytes | None = None, chunked: bool = False,
+         parts: int = 1) -> Answer:
+    """One request; ``parts`` splits the body over that many messages; ``chunked`` sends no
+    Content-Length (as a chunked request reaches an ASGI app)."""
+    headers = []
+    data = body or b""
+    if body is not None:
+        headers.append((b"content-type", b"application/json"))
+        if not chunked:
+            headers.append((b"content-length", str(len(data)).encode()))
+    step = max(1, -(-len(data) // parts))
+    pieces = [data[i:i + step] for i in range(0, len(data), step)]
+    return asyncio.run(_call(app, method, path, pieces, headers))
+
+
+@pytest.fixture
+def apps() -> Iterator[tuple[Any, AsgiFastPath, Spy]]:
+    spy = Spy()
+    fast = AsgiFastPath(spy)
+    yield get_asgi_application(), fast, spy
+    fast.db.discard()
+
+
+@pytest.fixture
+def apr_committed() -> None:
+    make_apr()
+
+
+def both(apps: tuple[Any, AsgiFastPath, Spy], method: str, path: str, body: bytes | None = None,
+         **how: Any) -> tuple[Answer, bool]:
+    """Django's answer, asserting the fast path gives the same; and whether the fast path
+    answered itself."""
+    django, fast, spy = apps
+    before = spy.calls
+    got = call(fast, method, path, body, **how)
+    want = call(django, method, path, body, **how)
+    served = spy.calls == before
+    assert (got.status, got.headers) == (want.status, want.headers)
+    if method == "HEAD" and served:
+        # The GET's headers and no body; Django sends one and leaves the server to drop it.
+        assert got.body == b"" and int(dict(got.headers)[b"Content-Length"]) == len(want.body)
+    else:
+        assert got.body == want.body
+    return got, served
+
+
+@pytest.mark.parametrize(("method", "path"), SERVED, ids=[f"{m} {p}" for m, p in SERVED])
+def test_lookups_are_served_and_identical(apps, apr_committed, method, path):
+    answer, served = both(apps, method, path)
+    assert served
+    assert answer.status in (200, 404)
+    if method == "HEAD":
+        assert answer.body == b""
+
+
+def test_hit_document_comes_from_the_database(apps, apr_committed):
+    answer, served = both(apps, "GET", f"/api/v1/buildid/{APR_ID}")
+    assert served and answer.status == 200
+    assert json.loads(answer.body)["matches"][0]["path"] == APR_PATH
+
+
+@pytest.mark.parametrize("parts", [1, 3, 64])
+def test_batch_is_served_and_identical_however_the_body_arrives(apps, apr_committed, parts):
+    answer, served = both(apps, "POST", "/api/v1/buildids",
+                          batch_body([APR_ID, MISSING, APR_ID.upper()]), parts=parts)
+    assert served
+    doc = json.loads(answer.body)
+    assert (list(doc["results"]), doc["missing"]) == ([APR_ID], [MISSING])
+
+
+@pytest.mark.parametrize(("method", "path", "body", "extra"), PASSED_ON,
+                         ids=[f"{m} {p[:40]} {str(b)[:20]}" for m, p, b, _ in PASSED_ON])
+def test_everything_else_goes_to_django_with_its_body(apps, apr_committed, settings, method,
+                                                      path, body, extra):
+    """Django gets the body the fast path read: its error names what the body held."""
+    settings.DARKSERVER_MAX_BATCH = 2
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 4096
+    chunked = "HTTP_TRANSFER_ENCODING" in extra
+    answer, served = both(apps, method, path, b"[1]" if chunked else body, chunked=chunked,
+                          parts=2)
+    assert not served
+    assert str(answer.status)[:1] in "24"
+    assert dict(answer.headers)[b"Content-Type"] == b"application/json"
+
+
+def test_a_bad_batch_body_reaches_django_whole(apps, apr_committed, settings):
+    settings.DARKSERVER_MAX_BATCH = 2
+    answer, served = both(apps, "POST", "/api/v1/buildids",
+                          batch_body([f"{i:040x}" for i in range(3)]), parts=5)
+    assert not served
+    assert answer.status == 413 and json.loads(answer.body)["count"] == 3
+
+
+def test_a_broken_connection_is_replaced_and_the_lookup_answered(apps, apr_committed):
+    _django, fast, spy = apps
+    assert call(fast, "GET", f"/api/v1/buildid/{APR_ID}").status == 200
+    assert spy.calls == 0 and fast.db.is_open
+    broken = fast.db._db
+    broken.connection.close()  # the server side going away looks the same to the driver
+    answer = call(fast, "GET", f"/api/v1/buildid/{APR_ID}")
+    assert (answer.status, spy.calls) == (200, 0)  # tried again on a new connection
+    assert json.loads(answer.body)["matches"][0]["path"] == APR_PATH
+    assert fast.db.is_open and fast.db._db is not broken
+
+
+def test_when_no_new_connection_opens_django_answers(apps, apr_committed, caplog):
+    _django, fast, spy = apps
+    assert call(fast, "GET", f"/api/v1/buildid/{APR_ID}").status == 200
+    fast.db._db.connection.close()
+    fast.db.overrides = bad_settings()
+    answer = call(fast, "GET", f"/api/v1/buildid/{APR_ID}")
+    assert (answer.status, spy.calls) == (200, 1)
+    assert "cannot open the database" in caplog.text and "fast path failed" in caplog.text
+    assert json.loads(answer.body)["matches"][0]["path"] == APR_PATH
+
+
+def bad_settings() -> dict[str, str]:
+    if connections["default"].vendor == "sqlite":
+        return {"NAME": "/nonexistent/dir/db.sqlite3"}
+    return {"PORT": "1"}  # nothing listens there
+
+
+def test_an_unreachable_database_is_retried_at_most_once_a_second(apps, apr_committed,
+                                                                  monkeypatch, caplog):
+    _django, fast, spy = apps
+    fast.db = LoopConnection(bad_settings())
+    answer = call(fast, "GET", f"/api/v1/buildid/{APR_ID}")
+    assert "cannot open the database" in caplog.text
+    assert (answer.status, spy.calls) == (200, 1)  # Django answered over its own connection
+    assert json.loads(answer.body)["matches"][0]["path"] == APR_PATH
+    caplog.clear()
+    call(fast, "GET", f"/api/v1/buildid/{APR_ID}")
+    assert "cannot open the database" not in caplog.text  # not tried again within a second
+    assert spy.calls == 2
+    fast.db.overrides = {}  # the database is back
+    monkeypatch.setattr(loopdb, "RETRY_SECONDS", 0.0)
+    assert call(fast, "GET", f"/api/v1/buildid/{APR_ID}").status == 200
+    assert fast.db.is_open and spy.calls == 2
+
+
+def test_lifespan_opens_and_closes_the_connection():
+    fast = AsgiFastPath(get_asgi_application())
+    incoming = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
+    sent: list[dict[str, Any]] = []
+    states: list[bool] = []
+
+    async def receive() -> dict[str, Any]:
+        states.append(fast.db.is_open)
+        return incoming.pop(0)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(fast({"type": "lifespan", "asgi": {"version": "3.0"}}, receive, send))
+    assert [m["type"] for m in sent] == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+    assert states == [False, True]  # open after startup
+    assert not fast.db.is_open  # closed at shutdown
+
+
+def test_the_switch_leaves_django_alone(settings, apr_committed):
+    spy = Spy()
+    off = AsgiFastPath(spy, fast=False)
+    assert call(off, "GET", f"/api/v1/buildid/{APR_ID}").status == 200
+    assert spy.calls == 1 and not off.db.is_open
