@@ -171,3 +171,19 @@ def test_lookups_survive_mariadb_killing_the_connections(sample_set: Any) -> Non
                            (user,))
             assert cursor.fetchone()[0] == 1
             root.close()
+
+
+def test_head_through_django_keeps_the_connection_usable(served: str) -> None:
+    """Django's handler sends a body for HEAD; the server must drop it, or the next answer on
+    the same keep-alive connection would be garbage."""
+    parts = urlsplit(served)
+    conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=10)
+    try:
+        for method in ("HEAD", "GET", "HEAD", "GET"):
+            conn.request(method, "/api/v1/stats")
+            resp = conn.getresponse()
+            body = resp.read()
+            assert resp.status == 200
+            assert (body == b"") if method == "HEAD" else ("elf_files" in json.loads(body))
+    finally:
+        conn.close()
