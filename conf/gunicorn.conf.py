@@ -7,8 +7,8 @@ import os
 bind = os.environ.get("DARKSERVER_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("DARKSERVER_WORKERS", multiprocessing.cpu_count()))
 # uvicorn's worker (httptools, uvloop) serving darkserver.asgi: its HTTP layer costs a fraction
-# of gunicorn's threaded one, which was most of a lookup's time (docs/BENCHMARKS.md: ~15,000
-# against ~3,700 lookups/s on 2 cores). The hot lookups run on its event loop
+# of gunicorn's threaded one, which was most of a lookup's time (docs/BENCHMARKS.md: ~19,600
+# against ~5,300 lookups/s on 2 cores, SQLite). The hot lookups run on its event loop
 # (lookup/fastpath_asgi.py), the rest in Django's thread. The WSGI setup stays available:
 # DARKSERVER_WORKER_CLASS=gthread with darkserver.wsgi as the app.
 worker_class = os.environ.get("DARKSERVER_WORKER_CLASS", "uvicorn_worker.UvicornWorker")
