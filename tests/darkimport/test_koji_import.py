@@ -91,6 +91,18 @@ def test_unfinished_builds_are_skipped_with_a_message(hub: KojiHub) -> None:
     assert outcome.rpms == [] and Package.objects.count() == 0
 
 
+def test_a_draft_build_is_skipped_until_promoted(hub: KojiHub) -> None:
+    build = next(b for b in hub.builds.values() if b["nvr"] == "demo-1.0-1.fc40")
+    build["draft"] = True
+    outcome = kojiimport.import_build(source(hub), "demo-1.0-1.fc40", OPTIONS)
+    assert outcome.skipped == "demo-1.0-1.fc40: draft build, imported once promoted"
+    assert outcome.rpms == [] and Package.objects.count() == 0
+    build["draft"] = False  # promoted: the same build id, now a regular build
+    outcome = kojiimport.import_build(source(hub), build["id"], OPTIONS)
+    assert outcome.ok and [r.status for r in outcome.rpms] == ["imported"] * 3
+    assert db_rows() == oracle(cached_rpms("demo"))
+
+
 def snapshot() -> dict[str, object]:
     return {
         "builds": sorted(Build.objects.values_list(
