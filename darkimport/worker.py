@@ -5,7 +5,8 @@ in a helper thread while the connection's own thread keeps serving heartbeats (a
 take minutes); the result is handed back to the connection thread, which acknowledges the
 message only then — after every rpm of the build is committed. A process killed mid-build never
 acknowledges, so the broker redelivers the message; rpms already committed are not downloaded
-again and never duplicated.
+again and never duplicated. Each such redelivery counts as an attempt: a build that kills every
+worker that takes it ends in the dead-letter queue after ``max_attempts``.
 
 ``--concurrency N`` forks N such processes.
 
@@ -53,6 +54,8 @@ from darkimport.queue import (
 )
 
 log = logging.getLogger("darkimport.worker")
+
+UNACKNOWLEDGED = "taken by a worker that never acknowledged it (it died or lost its connection)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,8 +161,11 @@ class Worker:
                     props: BasicProperties, body: bytes) -> None:
         if self._stop.requested:
             return  # not started, not acknowledged: redelivered when the connection closes
-        self._busy.set()
         headers = dict(props.headers or {})
+        if method.redelivered:
+            self._count_unacknowledged(channel, method, props, body, headers)
+            return
+        self._busy.set()
         try:
             request: BuildRequest | None = BuildRequest.parse(body)
             problem = ""
@@ -175,6 +181,26 @@ class Worker:
                 functools.partial(self._settle, channel, method, props, body, delivery, f)
             )
         )
+
+    def _count_unacknowledged(self, channel: BlockingChannel, method: Basic.Deliver,
+                              props: BasicProperties, body: bytes,
+                              headers: dict[str, Any]) -> None:
+        """A redelivered message was taken by a worker that never acknowledged it: one that
+        died (a crash, the OOM killer), lost its connection, or stopped before starting it.
+        That counts as an attempt, so a build that kills every worker taking it ends in the
+        dead-letter queue instead of going round forever. Below the limit the message goes to
+        the back of the queue with its count (confirmed publish, then ack) and is imported
+        when it comes round."""
+        attempts = _int(headers.get(ATTEMPTS)) + 1
+        headers[ATTEMPTS] = attempts
+        headers[REASON] = f"{UNACKNOWLEDGED} ({attempts} times)"
+        dead = attempts >= self.cfg.max_attempts
+        target = self.cfg.dead_queue if dead else self.cfg.queue
+        log.warning("message %s: %s -> %s", props.message_id or method.delivery_tag,
+                    headers[REASON], target)
+        channel.basic_publish("", target, body, properties(headers, props.message_id or ""),
+                              mandatory=True)
+        channel.basic_ack(method.delivery_tag)
 
     def _handle(self, delivery: Delivery) -> Verdict:
         if delivery.request is None:

@@ -200,6 +200,39 @@ def test_a_worker_killed_mid_build_loses_nothing_and_duplicates_nothing(
                                  pipeline.cfg.dead_queue: 0}
 
 
+def test_a_build_that_kills_every_worker_ends_in_the_dead_letter_queue(
+        pipeline: Pipeline) -> None:
+    """A poison build: every worker that takes it dies (here: SIGKILL while it hangs in a
+    download). Each redelivery counts as an attempt; after max_attempts (2) the message is
+    dead-lettered with the reason, and the next worker stays up and idle."""
+    rpms = cached_rpms("poison")
+    build = pipeline.hub.add_build(rpms)
+    stalled = next(r for r in pipeline.hub.listBuildRPMs(build["id"])
+                   if r["name"] == "poison-debuginfo")
+    release = pipeline.hub.stall(stalled["id"])
+    path = pipeline.hub.url_path(stalled["id"])
+    enqueue([BuildRequest("test", build["id"], "test")], pipeline.cfg)
+    for deaths in (1, 2):
+        worker = pipeline.worker()
+        wait_for(f"worker {deaths} hanging in the download",
+                 lambda n=deaths: pipeline.hub.requests.count(path) == n)
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.communicate()
+    last = pipeline.worker()
+    wait_for("the dead-letter queue", lambda: pipeline.counts()[pipeline.cfg.dead_queue] == 1)
+    assert last.poll() is None
+    out = pipeline.stop(last)
+    release.set()
+    [(headers, body)] = pipeline.dead_letters()
+    assert json.loads(body) == {"instance": "test", "build": build["id"], "source": "test"}
+    assert headers[ATTEMPTS] == 2
+    assert "never acknowledged it (it died or lost its connection) (2 times)" in str(
+        headers[REASON])
+    assert "-> " + pipeline.cfg.dead_queue in out
+    assert pipeline.hub.requests.count(path) == 2  # the last worker never started it
+    assert pipeline.counts()[pipeline.cfg.queue] == 0
+
+
 def test_a_bad_checksum_ends_in_the_dead_letter_queue_with_its_reason(
         pipeline: Pipeline) -> None:
     rpms = cached_rpms("badsum")
