@@ -1,10 +1,12 @@
-"""The ASGI fast path's own database connection, used on the event-loop thread.
+"""The ASGI fast path's own database connections: one used on the event-loop thread, one on the
+worker's batch thread.
 
 Django refuses blocking database calls on a thread that runs an event loop (its connections are
 also context-local there, which would mean one connection per request). The hot lookups are
 single indexed queries of well under a millisecond, so each worker process keeps one plain
 DB-API connection for them and runs them on the loop, the way a sync worker would; everything
 else goes through Django, whose ASGI handler runs views on its own thread and connections.
+Batches run on a thread of their own with a second connection (fastpath_asgi.py says why).
 
 The connection is opened by Django's backend (same settings, same ``init_command``, autocommit)
 on an executor thread, so opening it never blocks the loop and never trips Django's check. A
@@ -18,6 +20,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
+from concurrent.futures import Executor
 from typing import Any
 
 from django.db import connections
@@ -33,9 +36,11 @@ RETRY_SECONDS = 1.0
 class LoopConnection:
     """One database connection for the lookups answered on this process's event loop."""
 
-    def __init__(self, overrides: dict[str, Any] | None = None) -> None:
+    def __init__(self, overrides: dict[str, Any] | None = None,
+                 executor: Executor | None = None) -> None:
         # Settings that differ from the alias's own (the tests point one at a dead server).
         self.overrides = dict(overrides or {})
+        self.executor = executor  # where it is opened (None: the loop's default executor)
         self._db: Any = None  # Django's DatabaseWrapper holding the open DB-API connection
         self._sql: dict[int, str] = {}
         self._failed_at = float("-inf")
@@ -52,7 +57,7 @@ class LoopConnection:
             return False
         try:
             self._db, self._sql = await asyncio.get_running_loop().run_in_executor(
-                None, self._open
+                self.executor, self._open
             )
         except Exception as exc:
             self._failed_at = time.monotonic()

@@ -99,6 +99,8 @@ def apps() -> Iterator[tuple[Any, AsgiFastPath, Spy]]:
     fast = AsgiFastPath(spy)
     yield get_asgi_application(), fast, spy
     fast.db.discard()
+    fast.batches.submit(fast.batch_db.discard).result()
+    fast.batches.shutdown()
 
 
 @pytest.fixture
@@ -183,6 +185,43 @@ def test_a_broken_connection_is_replaced_and_the_lookup_answered(apps, apr_commi
     assert fast.db.is_open and fast.db._db is not broken
 
 
+def test_a_broken_batch_connection_is_replaced_too(apps, apr_committed):
+    _django, fast, spy = apps
+    body = batch_body([APR_ID, MISSING])
+    assert call(fast, "POST", "/api/v1/buildids", body).status == 200
+    broken = fast.batch_db._db
+    fast.batches.submit(broken.connection.close).result()
+    answer = call(fast, "POST", "/api/v1/buildids", body)
+    assert (answer.status, spy.calls) == (200, 0)
+    assert json.loads(answer.body)["missing"] == [MISSING]
+    assert fast.batch_db.is_open and fast.batch_db._db is not broken
+
+
+def test_single_lookups_are_answered_while_a_batch_runs(apps, apr_committed, settings):
+    """A batch runs on the worker's batch thread: the event loop goes on answering single
+    lookups meanwhile (on the loop itself, the batch would hold them all up)."""
+    _django, fast, spy = apps
+    settings.DARKSERVER_MAX_BATCH = 20_000
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 2_000_000
+    ids = [APR_ID] + [f"{n:040x}" for n in range(19_999)]
+    body = batch_body(ids)
+    headers = [(b"content-type", b"application/json"),
+               (b"content-length", str(len(body)).encode())]
+
+    async def scenario() -> tuple[Answer, Answer, bool]:
+        batch = asyncio.create_task(_call(fast, "POST", "/api/v1/buildids", [body], headers))
+        await asyncio.sleep(0)  # the batch starts and goes to its thread
+        single = await _call(fast, "GET", f"/api/v1/buildid/{APR_ID}", [], [])
+        batch_was_running = not batch.done()
+        return await batch, single, batch_was_running
+
+    batch, single, batch_was_running = asyncio.run(scenario())
+    assert batch_was_running  # the single lookup was answered first
+    assert single.status == 200
+    assert batch.status == 200 and len(json.loads(batch.body)["missing"]) == 19_999
+    assert spy.calls == 0
+
+
 def test_when_no_new_connection_opens_django_answers(apps, apr_committed, caplog):
     _django, fast, spy = apps
     assert call(fast, "GET", f"/api/v1/buildid/{APR_ID}").status == 200
@@ -234,7 +273,7 @@ def test_lifespan_opens_and_closes_the_connection():
     asyncio.run(fast({"type": "lifespan", "asgi": {"version": "3.0"}}, receive, send))
     assert [m["type"] for m in sent] == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
     assert states == [False, True]  # open after startup
-    assert not fast.db.is_open  # closed at shutdown
+    assert not fast.db.is_open and not fast.batch_db.is_open  # closed at shutdown
 
 
 def test_the_switch_leaves_django_alone(settings, apr_committed):
