@@ -3,11 +3,12 @@
 The same three routes as the WSGI fast path (fastpath.py: same routing, same answer functions,
 same bytes), on an event loop under gunicorn's uvicorn worker. Its HTTP layer (httptools, uvloop)
 costs a fraction of gunicorn's own threaded one, which was the larger part of a lookup's time
-(docs/BENCHMARKS.md). The queries run on the loop over the worker's own connection
-(loopdb.py); everything else, and anything that fails here, goes to Django unchanged.
+(docs/BENCHMARKS.md). Single lookups run on the loop and batches on a thread of the worker's,
+each over a connection of its own (loopdb.py); everything else, and anything that fails here,
+goes to Django unchanged.
 
 It also answers the ASGI lifespan protocol (Django's handler does not), opening the worker's
-connection at startup.
+connections at startup.
 """
 
 from __future__ import annotations
