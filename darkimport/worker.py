@@ -192,15 +192,13 @@ class Worker:
         the back of the queue with its count (confirmed publish, then ack) and is imported
         when it comes round."""
         attempts = _int(headers.get(ATTEMPTS)) + 1
-        headers[ATTEMPTS] = attempts
-        headers[REASON] = f"{UNACKNOWLEDGED} ({attempts} times)"
+        reason = f"{UNACKNOWLEDGED} ({attempts} times)"
         dead = attempts >= self.cfg.max_attempts
         target = self.cfg.dead_queue if dead else self.cfg.queue
-        log.warning("message %s: %s -> %s", props.message_id or method.delivery_tag,
-                    headers[REASON], target)
-        channel.basic_publish("", target, body, properties(headers, props.message_id or ""),
-                              mandatory=True)
-        channel.basic_ack(method.delivery_tag)
+        log.warning("message %s: %s -> %s", props.message_id or method.delivery_tag, reason,
+                    target)
+        _forward(channel, method, props, body, headers | {ATTEMPTS: attempts, REASON: reason},
+                 target)
 
     def _handle(self, delivery: Delivery) -> Verdict:
         if delivery.request is None:
@@ -220,21 +218,26 @@ class Worker:
             verdict = Verdict("dead", f"{verdict.reason} (after {delivery.attempts + 1} tries)")
         if verdict.action == "done":
             log.info("build %s: %s", what, verdict.summary or "done")
+            channel.basic_ack(tag)
         else:
-            headers = dict(delivery.headers)
-            headers[ATTEMPTS] = delivery.attempts + 1
-            headers[REASON] = verdict.reason[:4000]
             target = self.cfg.retry_queue if verdict.action == "retry" else self.cfg.dead_queue
             log.warning("build %s: %s -> %s", what, verdict.reason, target)
-            # Confirmed publish first, ack second: a crash in between duplicates, never loses.
-            channel.basic_publish("", target, body, properties(headers, props.message_id or ""),
-                                  mandatory=True)
-        channel.basic_ack(tag)
+            headers = {ATTEMPTS: delivery.attempts + 1, REASON: verdict.reason[:4000]}
+            _forward(channel, method, props, body, delivery.headers | headers, target)
         self.handled += 1
         self._last_activity = time.monotonic()
         self._busy.clear()
         if self.max_messages is not None and self.handled >= self.max_messages:
             self._stop.set()
+
+
+def _forward(channel: BlockingChannel, method: Basic.Deliver, props: BasicProperties,
+             body: bytes, headers: dict[str, Any], target: str) -> None:
+    """Move a delivery to ``target`` with new headers. Confirmed publish first, ack second: a
+    crash in between duplicates the message, never loses it."""
+    channel.basic_publish("", target, body, properties(headers, props.message_id or ""),
+                          mandatory=True)
+    channel.basic_ack(method.delivery_tag)
 
 
 def _int(value: object) -> int:
