@@ -28,6 +28,8 @@ from darkserver.lookup.loopdb import LoopConnection
 
 log = logging.getLogger(__name__)
 
+_CONTENT_TYPE = (b"Content-Type", CONTENT_TYPE.encode())
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -128,7 +130,7 @@ class AsgiFastPath:
         except Exception as exc:
             log.warning("fast path failed (%r); Django answers %s %s", exc, method, path)
             return receive
-        headers = [(b"Content-Type", CONTENT_TYPE.encode())]
+        headers = [_CONTENT_TYPE]
         headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in extra]
         headers.append((b"Content-Length", str(len(payload)).encode()))
         await send({"type": "http.response.start", "status": status, "headers": headers})

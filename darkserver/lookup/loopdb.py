@@ -34,7 +34,8 @@ RETRY_SECONDS = 1.0
 
 
 class LoopConnection:
-    """One database connection for the lookups answered on this process's event loop."""
+    """One database connection of the fast path's, used by one thread at a time: the event
+    loop's (single lookups) or the batch thread (``executor``, which also opens it)."""
 
     def __init__(self, overrides: dict[str, Any] | None = None,
                  executor: Executor | None = None) -> None:

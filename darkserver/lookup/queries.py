@@ -72,8 +72,8 @@ def _param_names(size: int) -> tuple[str, ...]:
     return tuple(f"p{i}" for i in range(size))
 
 
-# Runs the lookup statement for ``size`` ids (``lookup_params``) and returns the raw rows:
-# through Django's connection by default, through the ASGI fast path's own connection there.
+# Runs the lookup statement for ``size`` ids with parameters p0..p<size-1> and returns the raw
+# rows: through Django's connection by default, through the ASGI fast path's own connections.
 Fetch = Callable[[int, dict[str, bytes]], Sequence[Sequence[Any]]]
 
 
