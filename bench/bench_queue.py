@@ -27,10 +27,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from darkimport import headerfirst  # noqa: E402
-from darkimport.koji_source import KojiSource, RetryPolicy  # noqa: E402
-from darkimport.kojiconf import KojiInstance  # noqa: E402
-from darkimport.queue import BuildRequest, QueueConfig, enqueue  # noqa: E402
+from darkimport.koji import headerfirst  # noqa: E402
+from darkimport.koji.conf import KojiInstance  # noqa: E402
+from darkimport.koji.source import KojiSource, RetryPolicy  # noqa: E402
+from darkimport.queue.messages import BuildRequest, QueueConfig, enqueue  # noqa: E402
 from tests.kojihub import KojiHub, build_rpms, instance_json  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -88,7 +88,7 @@ def packages(handle: object) -> int:
 def migrate(url: str) -> None:
     subprocess.run(
         [sys.executable, "-c", "from darkimport import djangosetup; djangosetup.setup(); "
-         "from darkimport.store import ensure_schema; ensure_schema()"],
+         "from darkimport.run.store import ensure_schema; ensure_schema()"],
         env=os.environ | {"DARKSERVER_DATABASE_URL": url}, check=True, cwd=ROOT)
 
 

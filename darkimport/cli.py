@@ -11,29 +11,18 @@ import json
 import sys
 from collections.abc import Callable
 
-from darkimport.importrun import default_jobs, progress_stream, run_import
-from darkimport.scan import ScanOptions
-from darkserver import config
-
-DEFAULT_URL_TEMPLATES = {
-    "rpm": "https://kojipkgs.fedoraproject.org/packages/{source}/{version}/{release}/{arch}/{filename}",
-    "deb": "https://deb.debian.org/debian/pool/main/{source_prefix}/{source}/{filename}",
-}
+from darkcore import config
+from darkcore.urltemplates import DEFAULT_URL_TEMPLATES, url_templates
+from darkimport.run.importrun import default_jobs, progress_stream, run_import
+from darkimport.run.scan import ScanOptions
 
 # Subcommands live in their own modules; each offers ``register(subparsers)``.
 _SUBCOMMAND_MODULES = {
-    "koji": "darkimport.koji_cli",
-    "enqueue": "darkimport.queue_cli",
-    "worker": "darkimport.queue_cli",
-    "backfill": "darkimport.queue_cli",
+    "koji": "darkimport.koji.cli",
+    "enqueue": "darkimport.queue.cli",
+    "worker": "darkimport.queue.cli",
+    "backfill": "darkimport.queue.cli",
 }
-
-
-def url_templates() -> dict[str, str]:
-    return {
-        kind: config.setting(f"{kind}_url_template", default)
-        for kind, default in DEFAULT_URL_TEMPLATES.items()
-    }
 
 
 def files_parser() -> argparse.ArgumentParser:

@@ -463,7 +463,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="print a build-id from the already built set instead of building")
     args = parser.parse_args(argv)
     if args.print_one_build_id:
-        from darkimport.scan import scan_path
+        from darkimport.run.scan import scan_path
 
         for package in sorted(args.outdir.glob("hello-1.0-1.*.rpm")):
             scan = scan_path(package)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from darkserver import config
+from darkcore import config
 
 BASE_DIR = os.path.dirname(os.path.abspath(__file__))
 

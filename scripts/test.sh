@@ -18,7 +18,7 @@ DARKSERVER_DATABASE_URL="sqlite:///$tmp/darkserver.sqlite3" .venv/bin/pytest -q 
 echo "== every test that uses the Django database, again on MariaDB"
 # pytest-django creates (and drops) test_darkserver_ci itself. The queue tests and
 # tests/test_createtable.py use MariaDB scratch databases of their own in both runs.
-DARKSERVER_DATABASE_URL="mysql://root:@127.0.0.1:3306/darkserver_ci" \
+DARKSERVER_DATABASE_URL="mysql://root:@127.0.0.1:3306/${DARKSERVER_CI_DB:-darkserver_ci}" \
   .venv/bin/pytest -q -m "not browser" tests/darkserver tests/test_import_cli.py \
-  tests/test_migrations.py tests/darkimport/test_store.py tests/darkimport/test_koji_import.py \
-  tests/darkimport/test_koji_backfill.py tests/darkclient "$@"
+  tests/test_migrations.py tests/darkimport/run/test_store.py tests/darkimport/koji/test_buildimport.py \
+  tests/darkimport/koji/test_backfill.py tests/darkclient "$@"

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import MySQLdb
 
-from darkserver import config
+from darkcore import config
 
 SERVER_URL = config.setting("test_mysql_url", "mysql://root:@127.0.0.1:3306/")
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from darkimport import samples
-from darkimport.importrun import run_import
-from darkimport.scan import ScanOptions
+from darkimport.run.importrun import run_import
+from darkimport.run.scan import ScanOptions
 from darkserver.lookup.models import Build, ElfFile, Package
 from tests.helpers import BIN, run_cmd
 from tests.oracle import expected_rows

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.core.management import call_command
 
-from darkserver import config
+from darkcore import config
 
 
 @pytest.mark.django_db

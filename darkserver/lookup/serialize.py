@@ -14,8 +14,8 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from darkimport.elfnote import elf_type_name, machine_name
-from darkserver import config
+from darkcore import config
+from darkcore.elf import elf_type_name, machine_name
 
 Row = dict[str, Any]
 Parts = tuple[dict[str, Any], dict[str, Any], list[dict[str, str]]]

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import zstandard
 
+from darkcore.elf import read_elf_path
 from darkimport import samples
-from darkimport.elfnote import read_elf_path
 
 
 def tool(*args: str | Path, check: bool = True) -> subprocess.CompletedProcess[str]:

@@ -1,0 +1,212 @@
+"""Debian package reader: the ar container, control.tar's ``control`` file, data.tar's members.
+
+    deb = DebReader(stream)
+    for member in deb.members(): ...   # data.tar members, streamed (darkcore.tar)
+    deb.control                        # set once control.tar has been read (before data.tar
+                                       # in every real package; any order is accepted)
+
+A .deb is an ar archive: "!<arch>\\n", then per member a 60-byte header (name 16, mtime 12,
+uid 6, gid 6, mode 8, size 10, "`\\n") and the data padded to an even length. Names may end in
+"/" (GNU), be "/N" references into a "//" table (GNU long names) or "#1/N" with the name
+prepended to the data (BSD). Members: debian-binary, control.tar[.gz|.xz|.zst],
+data.tar[.gz|.xz|.zst|.bz2|.lzma]. Nothing is extracted to disk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import BinaryIO, cast
+
+from darkcore.compression import BoundedReader, drain, open_decompressed, read_exact
+from darkcore.errors import FormatError, TruncatedError, UnsupportedPackage
+from darkcore.tar import iter_tar
+
+AR_MAGIC = b"!<arch>\n"
+AR_HEADER = 60
+SUFFIXES = {"": "none", ".gz": "gzip", ".xz": "xz", ".zst": "zstd", ".bz2": "bzip2",
+            ".lzma": "lzma"}
+MAX_CONTROL = 64 << 20  # control.tar holds scripts and md5sums; more is not a control archive
+MAX_CONTROL_FILE = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class DebControl:
+    package: str
+    version: str  # as written, with any epoch: "1:2.3-4"
+    architecture: str
+    source: str  # the source package name (Package when there is no Source field)
+    source_version: str  # "" unless Source names one: "src (ver)"
+    build_ids: tuple[str, ...] = ()  # -dbgsym packages list their ids
+    fields: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class DebMember:
+    name: str  # as stored in the tar: "./usr/bin/foo" (not normalised)
+    size: int
+    type: str  # file, hardlink, symlink, dir, other
+    linkname: str = ""  # hardlink/symlink target
+    data: BoundedReader | None = None  # files: read as much as wanted, the rest is skipped
+
+    @property
+    def is_regular(self) -> bool:
+        return self.type == "file"
+
+
+def parse_control(text: str) -> dict[str, str]:
+    """The first paragraph of a deb822 control file (continuation lines joined with "\\n")."""
+    fields: dict[str, str] = {}
+    last = ""
+    for line in text.splitlines():
+        if not line.strip():
+            if fields:
+                break
+            continue
+        if line[0] in " \t":
+            if not last:
+                raise FormatError(f"control file: continuation line before any field: {line!r}")
+            fields[last] += "\n" + line.strip()
+            continue
+        key, sep, value = line.partition(":")
+        if not sep or not key.strip():
+            raise FormatError(f"control file: not a field: {line!r}")
+        last = key.strip()
+        fields[last] = value.strip()
+    return fields
+
+
+def control_from_fields(fields: dict[str, str]) -> DebControl:
+    for required in ("Package", "Version", "Architecture"):
+        if not fields.get(required):
+            raise FormatError(f"control file: no {required} field")
+    source, source_version = fields["Package"], ""
+    if fields.get("Source"):
+        name, _, rest = fields["Source"].partition("(")
+        source = name.strip()
+        source_version = rest.rstrip(") ").strip()
+    return DebControl(
+        package=fields["Package"],
+        version=fields["Version"],
+        architecture=fields["Architecture"],
+        source=source,
+        source_version=source_version,
+        build_ids=tuple(fields.get("Build-Ids", "").lower().split()),
+        fields=fields,
+    )
+
+
+class DebReader:
+    def __init__(self, stream: BinaryIO) -> None:
+        magic = read_exact(stream, len(AR_MAGIC), "deb ar header")
+        if magic != AR_MAGIC:
+            raise FormatError(f"not a deb: bad ar magic {magic!r}")
+        self._stream = stream
+        self.control: DebControl | None = None
+        self.data_compression = ""
+
+    def members(self) -> Iterator[DebMember]:
+        """data.tar's members; at the end, the whole ar archive has been read and checked."""
+        seen_data = False
+        for name, content in self._ar_members():
+            if name == "debian-binary":
+                version = content.read(16)
+                if not version.startswith(b"2."):
+                    raise UnsupportedPackage(f"deb format version {version.strip()!r}")
+            elif name.startswith("control.tar"):
+                self.control = self._read_control(name, content)
+            elif name.startswith("data.tar"):
+                if seen_data:
+                    raise FormatError("deb has two data.tar members")
+                seen_data = True
+                yield from self._data_members(name, content)
+            content.skip()
+        if self.control is None:
+            raise FormatError("deb has no control.tar member")
+        if not seen_data:
+            raise FormatError("deb has no data.tar member")
+
+    def _ar_members(self) -> Iterator[tuple[str, BoundedReader]]:
+        long_names = b""
+        stream = self._stream
+        while True:
+            header = stream.read(AR_HEADER)
+            if not header:
+                return
+            if len(header) < AR_HEADER:
+                raise TruncatedError("deb ar member header truncated")
+            if header[58:60] != b"`\n":
+                raise FormatError(f"deb ar member header is corrupt: {header[:16]!r}")
+            raw_name = header[:16].rstrip(b" ")
+            try:
+                size = int(header[48:58])
+            except ValueError:
+                raise FormatError(f"deb ar member {raw_name!r}: bad size field") from None
+            if size < 0:
+                raise FormatError(f"deb ar member {raw_name!r}: negative size")
+            label = raw_name.decode(errors="replace")
+            content = BoundedReader(stream, size, f"deb member {label!r}")
+            if raw_name.startswith(b"#1/"):  # BSD: the name is the start of the data
+                length = _ar_number(raw_name[3:], raw_name)
+                if length > size:
+                    raise FormatError(f"deb ar member {raw_name!r}: name longer than the member")
+                raw_name = content.read(length).rstrip(b"\0")
+            elif raw_name == b"//":  # GNU long-name table
+                long_names = content.read(min(size, 1 << 20))
+            elif raw_name.startswith(b"/") and raw_name[1:].isdigit():
+                start = int(raw_name[1:])
+                end = long_names.find(b"/\n", start)
+                raw_name = long_names[start : end if end >= 0 else None]
+            name = raw_name.decode("utf-8", "replace").rstrip("/")
+            if name and raw_name not in (b"/", b"//"):  # "/": GNU symbol table
+                yield name, content
+            content.skip()
+            if size % 2:
+                stream.read(1)  # padding (lenient: some writers omit it after the last member)
+
+    def _read_control(self, name: str, content: BoundedReader) -> DebControl:
+        if content.size > MAX_CONTROL:
+            raise FormatError(f"deb {name} is implausibly large ({content.size} bytes)")
+        kind = _compression_of(name, "control.tar")
+        control = None
+        # Read the whole archive, not just up to "control": its end-of-stream checks run last.
+        for member in _iter_tar(content, kind, name):
+            if member.name.removeprefix("./") == "control" and member.data is not None:
+                if member.size > MAX_CONTROL_FILE:
+                    raise FormatError(f"deb control file is implausibly large ({member.size})")
+                text = member.data.read().decode("utf-8", "replace")
+                control = control_from_fields(parse_control(text))
+        if control is None:
+            raise FormatError(f"deb {name} has no control file")
+        return control
+
+    def _data_members(self, name: str, content: BoundedReader) -> Iterator[DebMember]:
+        self.data_compression = _compression_of(name, "data.tar")
+        yield from _iter_tar(content, self.data_compression, name)
+
+
+def _compression_of(name: str, stem: str) -> str:
+    suffix = name[len(stem) :]
+    if suffix not in SUFFIXES:
+        raise UnsupportedPackage(f"deb member {name!r}: unknown compression {suffix!r}")
+    return SUFFIXES[suffix]
+
+
+def _iter_tar(content: BoundedReader, kind: str, what: str) -> Iterator[DebMember]:
+    """Stream a (compressed) tar: each member in turn, then the rest drained."""
+    source = cast(BinaryIO, content)
+    payload = open_decompressed(source, kind)
+    try:
+        for entry in iter_tar(payload, what):
+            yield DebMember(entry.name, entry.size, entry.type, entry.linkname, entry.data)
+        drain(payload)
+    finally:
+        if payload is not source:
+            payload.close()
+
+
+def _ar_number(field: bytes, name: bytes) -> int:
+    try:
+        return int(field)
+    except ValueError:
+        raise FormatError(f"deb ar member {name!r}: bad name length") from None

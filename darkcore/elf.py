@@ -1,0 +1,279 @@
+"""A strict struct-level ELF reader: the header, the notes, the GNU build-id and the FDO package
+note. Nothing else of the file is looked at.
+
+Where the notes are searched, in the order binutils' ``readelf -n`` uses (our oracle):
+
+1. ``SHT_NOTE`` sections. Relocatable objects (``.o``, kernel modules) have no program headers,
+   and ``.debug`` files made by eu-strip / ``objcopy --only-keep-debug`` keep the *original*
+   program headers, whose PT_NOTE offsets point at whatever now lives there. When a file has
+   section headers, they are authoritative.
+2. ``PT_NOTE`` segments, only when the file has no note section at all (section headers
+   stripped, some hand-made files).
+
+Strictness: a note that does not fit (descsz or namesz running past its section, an id of
+length 0 or more than 64 bytes) never yields a build-id; pyelftools 0.33 returns bytes past
+the section end for an overlong descsz, this reader stops at the first bad note instead.
+Broken *headers* (truncated ELF header, header tables or note sections past the end of the
+file, impossible entry sizes) raise :class:`FormatError` / :class:`TruncatedError`.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from os import PathLike
+from typing import BinaryIO
+
+from darkcore.errors import FormatError, TruncatedError
+
+# e_type values (ELF gABI)
+ET_REL, ET_EXEC, ET_DYN, ET_CORE = 1, 2, 3, 4
+
+
+@dataclass(frozen=True, slots=True)
+class ElfInfo:
+    """What one ELF file says about itself."""
+
+    build_id: bytes | None  # NT_GNU_BUILD_ID descriptor; None when absent or malformed
+    elf_class: int  # 32 or 64
+    big_endian: bool
+    elf_type: int  # e_type
+    machine: int  # e_machine
+    package_note: str | None = None  # FDO .note.package JSON text, when present and valid
+
+__all__ = [
+    "BadElfHeaderError", "BadNoteError", "ElfInfo", "TruncatedElfError", "elf_type_name",
+    "is_elf", "iter_notes", "machine_name", "read_elf", "read_elf_bytes", "read_elf_path",
+]
+
+ELF_MAGIC = b"\x7fELF"
+PT_NOTE = 4
+SHT_NOTE, SHT_NOBITS = 7, 8
+NT_GNU_BUILD_ID = 3
+NT_FDO_PACKAGING_METADATA = 0xCAFE1A7E
+# readelf and eu-readelf also take an owner written without its NUL (namesz 3): so do we.
+GNU_OWNERS, FDO_OWNERS = (b"GNU\0", b"GNU"), (b"FDO\0", b"FDO")
+
+# The API accepts 4..64-byte ids (darkserver.lookup.converters); GNU ld writes 8 to 32 bytes.
+MIN_BUILD_ID, MAX_BUILD_ID = 4, 64
+# A JSON package note is a few hundred bytes; a bigger one is not what systemd specifies.
+MAX_PACKAGE_NOTE = 64 * 1024
+# ELF header layout after e_ident, per class: (struct code, header size, phentsize, shentsize).
+_HEADER = {32: ("HHIIIIIHHHHHH", 52, 32, 40), 64: ("HHIQQQIHHHHHH", 64, 56, 64)}
+# Section header: sh_type, sh_offset, sh_size, sh_addralign (skipping the other fields).
+_SHDR = {32: ("I8xII8xI", 4), 64: ("I16xQQ8xQ", 4)}  # (code from sh_type on, offset of sh_type)
+# Program header: p_type, p_offset, p_filesz, p_align.
+_PHDR = {32: ("II8xI8xI", 0), 64: ("I4xQ16xQ8xQ", 0)}
+# Extended section numbering (e_shnum == 0): the real count is section 0's sh_size.
+MAX_SECTIONS = 1 << 20
+
+
+class BadElfHeaderError(FormatError):
+    """The ELF header or a header table is impossible (bad class, entry size, count)."""
+
+
+class TruncatedElfError(TruncatedError):
+    """The file ends before a header, header table or note section it declares."""
+
+
+class BadNoteError(FormatError):
+    """A note entry does not fit in its section or segment (used by :func:`iter_notes`)."""
+
+
+Reader = Callable[[int, int], bytes | memoryview]
+
+
+def is_elf(prefix: bytes | memoryview) -> bool:
+    return bytes(prefix[:4]) == ELF_MAGIC
+
+
+def read_elf_bytes(data: bytes | memoryview) -> ElfInfo | None:
+    """The fast path: the whole file is in memory. None when ``data`` is not ELF."""
+    view = memoryview(data)
+    if bytes(view[:4]) != ELF_MAGIC:
+        return None
+    size = len(view)
+
+    def read(offset: int, length: int) -> memoryview:
+        if offset < 0 or length < 0 or offset + length > size:
+            raise TruncatedElfError(
+                f"ELF data at {offset}+{length} runs past the end of the file ({size} bytes)")
+        return view[offset:offset + length]
+
+    return _read(read, size)
+
+
+def read_elf(f: BinaryIO) -> ElfInfo | None:
+    """Read from a seekable stream, starting at its current position; only the header tables
+    and the note sections are read. None when the stream does not start with the ELF magic."""
+    base = f.tell()
+    if f.read(4) != ELF_MAGIC:
+        return None
+    size = f.seek(0, 2) - base
+
+    def read(offset: int, length: int) -> bytes:
+        if offset < 0 or length < 0 or offset + length > size:
+            raise TruncatedElfError(
+                f"ELF data at {offset}+{length} runs past the end of the file ({size} bytes)")
+        f.seek(base + offset)
+        data = f.read(length)
+        if len(data) != length:
+            raise TruncatedElfError(f"short read at {offset}: {len(data)} of {length} bytes")
+        return data
+
+    return _read(read, size)
+
+
+def read_elf_path(path: str | PathLike[str]) -> ElfInfo | None:
+    with open(path, "rb") as f:
+        return read_elf(f)
+
+
+def _read(read: Reader, size: int) -> ElfInfo:
+    if size < 16:
+        raise TruncatedElfError(f"ELF identification cut short ({size} bytes)")
+    ident = read(0, 16)
+    elf_class = {1: 32, 2: 64}.get(ident[4])
+    if elf_class is None:
+        raise BadElfHeaderError(f"bad ELF class byte {ident[4]}")
+    if ident[5] not in (1, 2):
+        raise BadElfHeaderError(f"bad ELF data encoding byte {ident[5]}")
+    order = ">" if ident[5] == 2 else "<"
+    code, header_size, ph_min, sh_min = _HEADER[elf_class]
+    if size < header_size:
+        raise TruncatedElfError(f"ELF header cut short ({size} of {header_size} bytes)")
+    (e_type, machine, _version, _entry, phoff, shoff, _flags, _ehsize, phentsize, phnum,
+     shentsize, shnum, _shstrndx) = struct.unpack_from(order + code, read(16, header_size - 16))
+
+    regions = _note_sections(read, order, elf_class, shoff, shentsize, shnum, sh_min)
+    if regions is None:  # no note section: fall back to the PT_NOTE segments
+        regions = _note_segments(read, order, elf_class, phoff, phentsize, phnum, ph_min)
+    build_id: bytes | None = None
+    package_note: str | None = None
+    for offset, length, align in regions:
+        try:
+            for owner, ntype, desc in iter_notes(read(offset, length), order == ">", align):
+                if ntype == NT_GNU_BUILD_ID and owner in GNU_OWNERS and build_id is None:
+                    if MIN_BUILD_ID <= len(desc) <= MAX_BUILD_ID:
+                        build_id = bytes(desc)
+                elif ntype == NT_FDO_PACKAGING_METADATA and owner in FDO_OWNERS:
+                    package_note = package_note or _package_json(desc)
+        except BadNoteError:
+            pass  # a bad entry ends its section; the notes before it stay valid
+    return ElfInfo(build_id, elf_class, order == ">", e_type, machine, package_note)
+
+
+def _table(read: Reader, offset: int, entsize: int, count: int, minimum: int,
+           what: str) -> memoryview:
+    if entsize < minimum:
+        raise BadElfHeaderError(f"{what} entry size {entsize} is below {minimum}")
+    return memoryview(read(offset, entsize * count))
+
+
+def _note_sections(read: Reader, order: str, elf_class: int, shoff: int, shentsize: int,
+                   shnum: int, minimum: int) -> list[tuple[int, int, int]] | None:
+    """(offset, size, align) of every SHT_NOTE section with contents; None when the file has
+    no note section (so that the caller tries the segments)."""
+    if shoff == 0:
+        return None
+    code, type_at = _SHDR[elf_class]
+    unpack = struct.Struct(order + code).unpack_from
+    if shnum == 0:  # extended numbering: the count is in section 0's sh_size
+        shnum = unpack(_table(read, shoff, shentsize, 1, minimum, "section header"), type_at)[2]
+        if shnum > MAX_SECTIONS:
+            raise BadElfHeaderError(f"implausible section count {shnum}")
+    table = bytes(_table(read, shoff, shentsize, shnum, minimum, "section header"))
+    # Let bytes.find (C speed) look for sh_type == SHT_NOTE instead of a loop over every entry;
+    # a hit that is not at an sh_type position (an sh_link of 7, say) is passed over.
+    pattern = struct.pack(order + "I", SHT_NOTE)
+    found: list[tuple[int, int, int]] = []
+    at = table.find(pattern, type_at)
+    while at >= 0:
+        if (at - type_at) % shentsize == 0:  # NOBITS sections of a .debug file never match
+            _, offset, length, align = unpack(table, at)
+            if length:
+                found.append((offset, length, 8 if align == 8 else 4))
+        at = table.find(pattern, at + 1)
+    return found or None
+
+
+def _note_segments(read: Reader, order: str, elf_class: int, phoff: int, phentsize: int,
+                   phnum: int, minimum: int) -> list[tuple[int, int, int]]:
+    if phoff == 0 or phnum == 0:
+        return []
+    code, _ = _PHDR[elf_class]
+    unpack = struct.Struct(order + code).unpack_from
+    table = _table(read, phoff, phentsize, phnum, minimum, "program header")
+    found: list[tuple[int, int, int]] = []
+    for at in range(0, phnum * phentsize, phentsize):
+        p_type, offset, length, align = unpack(table, at)
+        if p_type == PT_NOTE and length:
+            found.append((offset, length, 8 if align == 8 else 4))
+    return found
+
+
+def iter_notes(data: bytes | memoryview, big_endian: bool = False,
+               align: int = 4) -> Iterator[tuple[bytes, int, memoryview]]:
+    """(owner with its NUL, type, descriptor) of each note in one section or segment.
+
+    The descriptor starts at the note start + 12 + namesz rounded up to ``align`` (4 or 8),
+    the next note at that + descsz rounded up again — the gABI layout that readelf uses.
+    Raises BadNoteError at the first entry that does not fit.
+    """
+    view = memoryview(data)
+    unpack = struct.Struct((">" if big_endian else "<") + "III").unpack_from
+    mask = align - 1
+    end, at = len(view), 0
+    while at + 12 <= end:
+        namesz, descsz, ntype = unpack(view, at)
+        desc_at = at + ((12 + namesz + mask) & ~mask)
+        if desc_at + descsz > end:
+            raise BadNoteError(
+                f"note at {at} (namesz {namesz}, descsz {descsz}) runs past its {end} bytes")
+        yield bytes(view[at + 12:at + 12 + namesz]), ntype, view[desc_at:desc_at + descsz]
+        at = (desc_at + descsz + mask) & ~mask
+    if at < end and any(view[at:end]):
+        raise BadNoteError(f"{end - at} stray bytes after the last note")
+
+
+def _package_json(desc: memoryview) -> str | None:
+    """The FDO note's text when it is a NUL-terminated JSON object, else None."""
+    raw = bytes(desc)
+    end = raw.find(b"\0")
+    if end < 0 or end > MAX_PACKAGE_NOTE or any(raw[end:]):
+        return None  # no terminator, or bytes after it that are not padding
+    try:
+        text = raw[:end].decode("utf-8")
+        value = json.loads(text)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    return text if isinstance(value, dict) else None
+
+
+# --- names for the web API (as distributions spell the architecture) ----------------------------
+
+_ELF_TYPES = {0: "NONE", ET_REL: "REL", ET_EXEC: "EXEC", ET_DYN: "DYN", ET_CORE: "CORE"}
+_MACHINES = {
+    0: "none", 2: "sparc", 3: "i386", 4: "m68k", 8: "mips", 10: "mips", 15: "hppa",
+    18: "sparc", 20: "ppc", 21: "ppc64", 22: "s390", 40: "arm", 41: "alpha", 42: "sh",
+    43: "sparc64", 50: "ia64", 62: "x86_64", 83: "avr", 92: "openrisc", 94: "xtensa",
+    164: "hexagon", 183: "aarch64", 243: "riscv", 247: "bpf", 258: "loongarch", 0x9026: "alpha",
+}
+# The same e_machine names a different architecture by class (and byte order for ppc64).
+_BY_CLASS = {(8, 64): "mips64", (22, 64): "s390x", (62, 32): "x32", (243, 64): "riscv64",
+             (243, 32): "riscv32", (258, 64): "loongarch64"}
+
+
+def machine_name(machine: int, elf_class: int = 0, big_endian: bool | None = None) -> str:
+    """``x86_64``, ``aarch64``, ``i386``, ... ; the class and byte order refine it when known
+    (``s390x``, ``ppc64le``, ``riscv64``). Unknown machines read ``EM_<number>``."""
+    if machine == 21 and big_endian is False:
+        return "ppc64le"
+    return _BY_CLASS.get((machine, elf_class)) or _MACHINES.get(machine) or f"EM_{machine}"
+
+
+def elf_type_name(elf_type: int) -> str:
+    """``REL``, ``EXEC``, ``DYN``, ``CORE`` (``NONE`` for 0); others read ``ET_0x<hex>``."""
+    return _ELF_TYPES.get(elf_type) or f"ET_{elf_type:#x}"

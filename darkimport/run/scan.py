@@ -1,0 +1,331 @@
+"""One package file in, one PackageScan out (no database).
+
+    scan_path(path, options) -> PackageScan
+    scan_stream(stream, filename, options) -> PackageScan
+
+Both raise darkcore.errors.PackageError subclasses (UnsupportedPackage for source rpms and
+unknown formats; FormatError/TruncatedError/DecompressionError for broken packages). This is
+the package boundary: a broken container (header, payload, decompression, cpio or tar) fails
+the whole package, a broken ELF member or a hostile member path only adds a warning. A scan
+is returned only when the package was read to its last byte, so it is never partial.
+
+The file is read once, as a stream: its SHA-256 and size are taken on the way through, ELF
+members are read into memory (or, past ELF_IN_MEMORY, into an anonymous temporary file) and
+everything else is skipped in chunks without being kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import lzma
+import os
+import re
+import struct
+import tarfile
+import tempfile
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import IO, BinaryIO, Protocol, cast
+
+from darkcore.compression import CHUNK, DigestReader, drain, sniff
+from darkcore.deb import AR_MAGIC, DebControl, DebReader
+from darkcore.elf import ElfInfo, read_elf, read_elf_bytes
+from darkcore.errors import FormatError, PackageError, TruncatedError, UnsupportedPackage
+from darkcore.paths import PathRejected, normalize_member_path
+from darkcore.rpm import LEAD_MAGIC, RpmReader
+from darkimport.run.records import ElfRecord, PackageMeta, PackageScan
+
+ELF_MAGIC = b"\x7fELF"
+ELF_IN_MEMORY = 32 << 20  # larger ELF members go to an anonymous temporary file
+DEBUG_PREFIX = "/usr/lib/debug/"  # separate debug files, .dwz files under /usr/lib/debug/.dwz
+PACKAGE_SUFFIXES = (".rpm", ".deb", ".ddeb", ".udeb")
+# Errors from the standard library that mean "these bytes are not what they claim to be".
+_FORMAT_ERRORS = (tarfile.TarError, EOFError, struct.error, UnicodeError, zlib.error,
+                  lzma.LZMAError, ValueError, IndexError)
+
+
+@dataclass(frozen=True, slots=True)
+class ScanOptions:
+    # Distro tag for debs (rpms take it from the release, e.g. fc40, el9); None = derive
+    # ("deb12" from a "+deb12u1" version) or fall back to "debian".
+    deb_distro: str | None = None
+    # URL templates by package kind, str.format fields: name, epoch, version, release, arch,
+    # filename, source, source_prefix (deb pool prefix: "libc" -> "libc"/"g"...).
+    url_templates: dict[str, str] = field(default_factory=dict)
+
+
+def scan_path(path: str | os.PathLike[str], options: ScanOptions | None = None) -> PackageScan:
+    with open(path, "rb", buffering=0) as f:
+        return scan_stream(cast(BinaryIO, f), os.path.basename(path), options)
+
+
+def scan_stream(stream: BinaryIO, filename: str, options: ScanOptions | None = None
+                ) -> PackageScan:
+    options = options or ScanOptions()
+    sha256 = hashlib.sha256()
+    counted = DigestReader(stream, sha256)
+    magic, source = sniff(io.BufferedReader(counted, CHUNK), 8)
+    try:
+        if magic.startswith(LEAD_MAGIC):
+            scan = _scan_rpm(source, filename, options)
+        elif magic.startswith(AR_MAGIC):
+            scan = _scan_deb(source, filename, options)
+        elif not magic:
+            raise TruncatedError("empty file")
+        elif filename.endswith(PACKAGE_SUFFIXES):
+            raise FormatError(f"not a package: no rpm or deb magic (starts with {magic!r})")
+        else:
+            raise UnsupportedPackage("not an rpm or deb package")
+        drain(source)  # the SHA-256 covers the whole file
+    except PackageError:
+        raise
+    except _FORMAT_ERRORS as exc:
+        raise FormatError(f"unreadable package: {type(exc).__name__}: {exc}") from exc
+    scan.meta.size = counted.count
+    scan.meta.sha256 = sha256.hexdigest()
+    return scan
+
+
+# --- members -----------------------------------------------------------------------------
+
+
+class _Data(Protocol):
+    def read(self, n: int = -1, /) -> bytes: ...
+    def readinto(self, buffer: memoryview | bytearray, /) -> int: ...
+
+
+class _Collector:
+    """Turns archive members into ElfRecords, counts and warnings."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, ElfRecord] = {}  # by path: a repeated path keeps its last
+        self.infos: dict[str, ElfInfo] = {}  # ELF files by path, for tar hard links
+        self.elf_files = 0
+        self.without_build_id = 0
+        self.warnings: list[str] = []
+
+    def path(self, name: str) -> str | None:
+        try:
+            return normalize_member_path(name)
+        except PathRejected as exc:
+            self.warnings.append(str(exc))
+            return None
+
+    def add_file(self, names: Sequence[str], size: int, data: _Data) -> None:
+        """One regular file with all its (hard-linked) names; reads only what it needs."""
+        paths = [p for p in map(self.path, names) if p is not None]
+        if not paths or size < 4:
+            return
+        head = data.read(4)
+        if head != ELF_MAGIC:
+            return  # the container skips the rest
+        # Read first, parse second: a short read is the container's fault and fails the
+        # package; a bad ELF header is this member's and only costs a warning.
+        if size <= ELF_IN_MEMORY:
+            view = _read_whole(head, size, data)
+            self._parse(paths, lambda: read_elf_bytes(view))
+            return
+        with tempfile.TemporaryFile() as spool:
+            _spool(head, size, data, spool)
+            self._parse(paths, lambda: read_elf(cast(BinaryIO, spool)))
+
+    def _parse(self, paths: list[str], parse: _Parse) -> None:
+        try:
+            info = parse()
+        except (PackageError, struct.error, ValueError, IndexError, UnicodeError) as exc:
+            self.elf_files += 1
+            self.without_build_id += 1
+            self.warnings.append(f"{paths[0]}: unreadable ELF file, counted without a "
+                                 f"build-id: {exc}")
+            return
+        if info is None:
+            return
+        self.elf_files += 1
+        if info.build_id is None:
+            self.without_build_id += 1
+        for path in paths:
+            self._record(path, info)
+
+    def add_link(self, name: str, target: str) -> None:
+        """A tar hard link: the same file as an earlier member."""
+        path = self.path(name)
+        if path is None:
+            return
+        try:
+            info = self.infos.get(normalize_member_path(target))
+        except PathRejected:
+            info = None
+        if info is not None:
+            self._record(path, info)
+
+    def _record(self, path: str, info: ElfInfo) -> None:
+        self.infos[path] = info
+        if info.build_id is not None:
+            self.records[path] = ElfRecord(info.build_id, path, info.elf_type, info.machine,
+                                           path.startswith(DEBUG_PREFIX), info.package_note)
+
+
+class _Parse(Protocol):
+    def __call__(self) -> ElfInfo | None: ...
+
+
+def _read_whole(head: bytes, size: int, data: _Data) -> memoryview:
+    """The member's bytes in one buffer (ELF section headers sit at the end of the file)."""
+    buf = bytearray(size)
+    buf[:4] = head
+    view = memoryview(buf)
+    at = 4
+    while at < size:
+        n = data.readinto(view[at : at + CHUNK])
+        if not n:
+            raise TruncatedError("archive member truncated")
+        at += n
+    return view
+
+
+def _spool(head: bytes, size: int, data: _Data, spool: IO[bytes]) -> None:
+    spool.write(head)
+    scratch = memoryview(bytearray(CHUNK))
+    left = size - 4
+    while left:
+        n = data.readinto(scratch[: min(left, CHUNK)])
+        if not n:
+            raise TruncatedError("archive member truncated")
+        spool.write(scratch[:n])
+        left -= n
+    spool.seek(0)
+
+
+def _finish(meta: PackageMeta, collected: _Collector) -> PackageScan:
+    return PackageScan(meta, list(collected.records.values()), collected.elf_files,
+                       collected.without_build_id, collected.warnings)
+
+
+# --- rpm ---------------------------------------------------------------------------------
+
+
+def _scan_rpm(source: BinaryIO, filename: str, options: ScanOptions) -> PackageScan:
+    rpm = RpmReader(source)
+    collected = _Collector()
+    for member in rpm.members():
+        if member.is_regular:
+            collected.add_file(member.names, member.size, member.data)
+    meta = PackageMeta(
+        kind="rpm", name=rpm.name, epoch=rpm.epoch, version=rpm.version, release=rpm.release,
+        arch=rpm.arch, source_name=srpm_name(rpm.sourcerpm), filename=filename, nvra=rpm.nvra,
+        distro=rpm_distro(rpm.release), sigmd5=rpm.sigmd5,
+    )
+    _set_url(meta, options, collected)
+    return _finish(meta, collected)
+
+
+def srpm_name(sourcerpm: str) -> str:
+    """"apr-1.4.5-1.fc16.src.rpm" -> "apr" (name-version-release: the name may hold '-')."""
+    base = sourcerpm.removesuffix(".rpm").removesuffix(".src").removesuffix(".nosrc")
+    parts = base.rsplit("-", 2)
+    return parts[0] if len(parts) == 3 else base
+
+
+_DIST_TAG = re.compile(r"(?:fc|el|eln|mga|amzn|ol|an|ocs|oe|mdv|azl|cm|ph)\d+")
+
+
+def rpm_distro(release: str) -> str:
+    """The dist tag in an rpm release: "1.fc40" -> fc40, "3.el9_2" -> el9,
+    "1.module+el8.4.0+1234+abcd" -> el8; "" when the release has none."""
+    for component in reversed(release.split(".")):
+        for piece in reversed(component.split("+")):
+            tag = re.sub(r"_\d+$", "", piece)
+            if _DIST_TAG.fullmatch(tag):
+                return tag
+    return ""
+
+
+# --- deb ---------------------------------------------------------------------------------
+
+
+def _scan_deb(source: BinaryIO, filename: str, options: ScanOptions) -> PackageScan:
+    deb = DebReader(source)
+    collected = _Collector()
+    for member in deb.members():
+        if member.is_regular and member.data is not None:
+            collected.add_file((member.name,), member.size, member.data)
+        elif member.type == "hardlink":
+            collected.add_link(member.name, member.linkname)
+    control = deb.control
+    assert control is not None  # DebReader.members() fails without one
+    meta = _deb_meta(control, filename, options)
+    _check_listed_build_ids(control, collected)
+    _set_url(meta, options, collected)
+    return _finish(meta, collected)
+
+
+def split_deb_version(version: str) -> tuple[int | None, str, str]:
+    """"1:2.3-4" -> (1, "2.3", "4"); a native "2.3" -> (None, "2.3", "")."""
+    epoch: int | None = None
+    if ":" in version:
+        head, rest = version.split(":", 1)
+        if not head.isdigit():
+            raise FormatError(f"control file: bad epoch in version {version!r}")
+        epoch, version = int(head), rest
+    upstream, sep, revision = version.rpartition("-")
+    return (epoch, upstream, revision) if sep else (epoch, version, "")
+
+
+_DEB_RELEASE = re.compile(r"(?:^|[+~.-])deb(\d+)(?:u\d+)?")
+
+
+def deb_distro(version: str, configured: str | None) -> str:
+    if configured:
+        return configured
+    match = _DEB_RELEASE.search(version)
+    if match:
+        return f"deb{match.group(1)}"
+    return "ubuntu" if "ubuntu" in version else "debian"
+
+
+def _deb_meta(control: DebControl, filename: str, options: ScanOptions) -> PackageMeta:
+    epoch, version, revision = split_deb_version(control.version)
+    plain = control.version.split(":", 1)[1] if ":" in control.version else control.version
+    source_version = source_release = ""
+    if control.source_version:
+        _, source_version, source_release = split_deb_version(control.source_version)
+    return PackageMeta(
+        kind="deb", name=control.package, epoch=epoch, version=version, release=revision,
+        arch=control.architecture, source_name=control.source, filename=filename,
+        nvra=f"{control.package}_{plain}_{control.architecture}",
+        distro=deb_distro(control.version, options.deb_distro),
+        source_version=source_version, source_release=source_release,
+    )
+
+
+def _check_listed_build_ids(control: DebControl, collected: _Collector) -> None:
+    found = {r.build_id.hex() for r in collected.records.values()}
+    for listed in control.build_ids:
+        if listed not in found:
+            collected.warnings.append(f"control lists build-id {listed} but no file has it")
+
+
+# --- download URL ------------------------------------------------------------------------
+
+
+def pool_prefix(source: str) -> str:
+    """Debian's pool directory: "libc6" -> "libc", "glibc" -> "g"."""
+    return source[:4] if source.startswith("lib") and len(source) > 3 else source[:1]
+
+
+def _set_url(meta: PackageMeta, options: ScanOptions, collected: _Collector) -> None:
+    template = options.url_templates.get(meta.kind)
+    if not template:
+        return
+    fields = {
+        "name": meta.name, "epoch": "" if meta.epoch is None else str(meta.epoch),
+        "version": meta.version, "release": meta.release, "arch": meta.arch,
+        "filename": meta.filename, "source": meta.source_name,
+        "source_prefix": pool_prefix(meta.source_name),
+    }
+    try:
+        meta.url = template.format(**fields)
+    except (KeyError, IndexError, ValueError) as exc:
+        collected.warnings.append(f"URL template {template!r} is unusable: {exc!r}")
