@@ -23,7 +23,7 @@ from darkimport.queue import fedmsg_consumer
 from darkimport.queue.messages import ATTEMPTS, QueueConfig, declare
 
 AMQP = os.environ.get("DARKSERVER_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
-PLUGIN_DIR = Path(__file__).resolve().parents[2] / "conf" / "koji-hub-plugin"
+PLUGIN_DIR = Path(__file__).resolve().parents[3] / "conf" / "koji-hub-plugin"
 DEAD_BROKER = "amqp://guest:guest@127.0.0.1:1/%2F"  # nothing listens on port 1
 
 

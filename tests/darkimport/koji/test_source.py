@@ -162,7 +162,7 @@ def test_signed_copy_for_a_configured_key_else_unsigned(hub: KojiHub) -> None:
 
 def test_instances_come_from_ini_or_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
                                         ) -> None:
-    shipped = kojiconf.load_instances(Path(__file__).parents[2] / "conf/koji-instances.conf")
+    shipped = kojiconf.load_instances(Path(__file__).parents[3] / "conf/koji-instances.conf")
     assert set(shipped) == {"primary", "arm", "ppc", "s390"}
     assert shipped["primary"] == kojiconf.KojiInstance(
         "primary", "https://koji.fedoraproject.org/kojihub", "https://kojipkgs.fedoraproject.org")

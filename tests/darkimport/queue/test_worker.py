@@ -29,7 +29,7 @@ from tests.kojihub import KojiHub, cached_rpms, instance_json
 from tests.oracle import expected_rows
 
 AMQP = os.environ.get("DARKSERVER_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def wait_for(what: str, predicate: Callable[[], bool], timeout: float = 60.0) -> None:

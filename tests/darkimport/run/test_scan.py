@@ -24,7 +24,8 @@ from darkcore.errors import (
     TruncatedError,
     UnsupportedPackage,
 )
-from darkimport import samples, scan
+from darkimport import samples
+from darkimport.run import scan
 from darkimport.run.scan import (
     ScanOptions,
     deb_distro,
