@@ -27,6 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from darkcore.settings import TEST_AMQP_URL  # noqa: E402
 from darkimport.koji import headerfirst  # noqa: E402
 from darkimport.koji.conf import KojiInstance  # noqa: E402
 from darkimport.koji.source import KojiSource, RetryPolicy  # noqa: E402
@@ -34,7 +35,7 @@ from darkimport.queue.messages import BuildRequest, QueueConfig, enqueue  # noqa
 from tests.kojihub import KojiHub, build_rpms, instance_json  # noqa: E402
 
 BIN = Path(sys.executable).parent
-AMQP = os.environ.get("DARKSERVER_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+AMQP = TEST_AMQP_URL.get()
 
 
 SCRATCH: list[str] = []  # MariaDB databases to drop at the end

@@ -2,17 +2,18 @@
 `gunicorn -c conf/gunicorn.conf.py darkserver.asgi:application` (the app is also the default)."""
 
 import multiprocessing
-import os
 
-bind = os.environ.get("DARKSERVER_BIND", "127.0.0.1:8000")
-workers = int(os.environ.get("DARKSERVER_WORKERS", multiprocessing.cpu_count()))
+from darkcore import settings
+
+bind = settings.BIND.get()
+workers = settings.WORKERS.get() or multiprocessing.cpu_count()
 # uvicorn's worker (httptools, uvloop) serving darkserver.asgi: its HTTP layer costs a fraction
 # of gunicorn's threaded one, which was most of a lookup's time (docs/BENCHMARKS.md: ~19,600
 # against ~5,300 lookups/s on 2 cores, SQLite). The hot lookups run on its event loop
 # (lookup/fastpath_asgi.py), the rest in Django's thread. The WSGI setup stays available:
 # DARKSERVER_WORKER_CLASS=gthread with darkserver.wsgi as the app.
-worker_class = os.environ.get("DARKSERVER_WORKER_CLASS", "uvicorn_worker.UvicornWorker")
-threads = int(os.environ.get("DARKSERVER_THREADS", "2"))  # gthread only
+worker_class = settings.WORKER_CLASS.get()
+threads = settings.THREADS.get()  # gthread only
 wsgi_app = "darkserver.asgi:application"  # the app named on the command line wins
 keepalive = 5
 # Recycle workers now and then so a slow leak never grows; jitter avoids all restarting at once.
@@ -21,7 +22,7 @@ keepalive = 5
 max_requests = 2_000_000
 max_requests_jitter = 200_000
 timeout = 30
-accesslog = os.environ.get("DARKSERVER_ACCESS_LOG") or None
+accesslog = settings.ACCESS_LOG.get() or None
 errorlog = "-"
-loglevel = os.environ.get("DARKSERVER_LOG_LEVEL", "warning").lower()
+loglevel = settings.LOG_LEVEL.get().lower()
 preload_app = True

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from darkclient.errors import ConfigError
+from darkcore.settings import URL as SERVER_URL
 
 KINDS = ("mirror", "koji", "archive")
 
@@ -156,7 +157,7 @@ def load(server: str | None = None, path: Path | None = None) -> Config:
                                       "mirror, koji, archive (each also with _debug)")
                 entry[key] = [_validate(t.strip(), f"{where} [{section}] {key}")
                               for t in value.splitlines() if t.strip()]
-    env = os.environ.get("DARKSERVER_URL")
+    env = SERVER_URL.get()
     if env:
         cfg.server, cfg.source = env, "DARKSERVER_URL"
     if server:

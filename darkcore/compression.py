@@ -23,7 +23,6 @@ import contextlib
 import fcntl
 import io
 import lzma
-import os
 import shutil
 import struct
 import subprocess
@@ -35,6 +34,7 @@ from typing import BinaryIO, Protocol, cast
 import zstandard
 
 from darkcore.errors import DecompressionError, PackageError, TruncatedError
+from darkcore.settings import EXTERNAL_DECOMPRESS
 
 CHUNK = 1 << 20
 KINDS = ("gzip", "bzip2", "xz", "lzma", "zstd", "none")
@@ -102,7 +102,7 @@ def use_external(kind: str, head: bytes) -> bool:
     there. Small blocks are not worth a process. DARKSERVER_EXTERNAL_DECOMPRESS=0 (never) or
     =1 (whenever the tool is installed) overrides this.
     """
-    setting = os.environ.get("DARKSERVER_EXTERNAL_DECOMPRESS", "auto")
+    setting = EXTERNAL_DECOMPRESS.get()
     if setting in ("0", "1"):
         return setting == "1" and kind in EXTERNAL_TOOLS and shutil.which(
             EXTERNAL_TOOLS[kind][0]) is not None

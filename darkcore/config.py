@@ -1,4 +1,5 @@
-"""Where settings come from: environment variables, then the INI files in the original format.
+"""Which database this process uses (Django's ``DATABASES`` entry), from the settings registry
+(darkcore.settings) and the database sections of the INI files in the original format.
 
 Nothing here imports Django, so the importer and tools can read the same configuration.
 
@@ -18,25 +19,25 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from darkcore import settings
+from darkcore.settings import ConfigError
+
+__all__ = ["ConfigError", "ROLE_IMPORTER", "ROLE_WEB", "data_dir", "database_settings",
+           "ini_path", "read_ini", "role"]
+
 ROLE_WEB = "web"
 ROLE_IMPORTER = "importer"
 
+# The role's INI file and its database section.
 _INI = {
-    ROLE_WEB: ("DARKSERVER_WEB_CONF", "/etc/darkserver/darkserverweb.conf", "darkserverweb"),
-    ROLE_IMPORTER: ("DARKSERVER_CONF", "/etc/darkserver/darkserver.conf", "darkserver"),
+    ROLE_WEB: (settings.WEB_INI, "darkserverweb"),
+    ROLE_IMPORTER: (settings.IMPORTER_INI, "darkserver"),
 }
-
-
-class ConfigError(Exception):
-    """The configuration cannot be used; the message says which setting and why."""
 
 
 def role() -> str:
     """The process's role: the importer sets ``DARKSERVER_ROLE=importer`` before Django starts."""
-    value = os.environ.get("DARKSERVER_ROLE", ROLE_WEB)
-    if value not in _INI:
-        raise ConfigError(f"DARKSERVER_ROLE must be 'web' or 'importer', not {value!r}")
-    return value
+    return settings.ROLE.get()
 
 
 def data_dir() -> Path:
@@ -46,20 +47,11 @@ def data_dir() -> Path:
 
 
 def ini_path(for_role: str) -> Path:
-    env, default, _ = _INI[for_role]
-    return Path(os.environ.get(env, default))
+    return settings.ini_path(_INI[for_role][0])
 
 
 def read_ini(for_role: str) -> configparser.ConfigParser | None:
-    path = ini_path(for_role)
-    if not path.is_file():
-        return None
-    parser = configparser.ConfigParser(interpolation=None)
-    try:
-        parser.read(path, encoding="utf-8")
-    except configparser.Error as exc:
-        raise ConfigError(f"{path}: {exc}") from exc
-    return parser
+    return settings.ini_file(ini_path(for_role))
 
 
 def database_from_url(url: str) -> dict[str, Any]:
@@ -101,13 +93,13 @@ def database_from_ini(parser: configparser.ConfigParser, section: str) -> dict[s
 
 def database_settings(for_role: str | None = None) -> dict[str, Any]:
     """The Django ``DATABASES['default']`` entry for this process."""
-    url = os.environ.get("DARKSERVER_DATABASE_URL", "").strip()
+    url = settings.DATABASE_URL.get().strip()
     if url:
         return database_from_url(url)
     the_role = for_role or role()
     parser = read_ini(the_role)
     if parser is not None:
-        found = database_from_ini(parser, _INI[the_role][2])
+        found = database_from_ini(parser, _INI[the_role][1])
         if found is not None:
             return found
     return _sqlite(str(data_dir() / "darkserver.sqlite3"))
@@ -123,7 +115,7 @@ def _sqlite_mmap() -> int:
     (2 GiB in Debian's build). The cost of mmap: an I/O error on the file becomes SIGBUS; 0
     turns it off.
     """
-    return int(os.environ.get("DARKSERVER_SQLITE_MMAP", str(1 << 40)))
+    return settings.SQLITE_MMAP.get()
 
 
 def _sqlite(name: str) -> dict[str, Any]:
@@ -161,22 +153,8 @@ def _mysql(
         "PORT": str(port),
         "OPTIONS": options,
         # Persistent connections: connection setup is a large part of a millisecond lookup.
-        "CONN_MAX_AGE": int(os.environ.get("DARKSERVER_CONN_MAX_AGE", "600")),
+        "CONN_MAX_AGE": settings.CONN_MAX_AGE.get(),
         # A ping before every request costs ~0.1 ms; a dead connection is dropped at the end
         # of the request that hit it and the next request reconnects.
-        "CONN_HEALTH_CHECKS": os.environ.get("DARKSERVER_CONN_HEALTH_CHECKS", "0") == "1",
+        "CONN_HEALTH_CHECKS": settings.CONN_HEALTH_CHECKS.get(),
     }
-
-
-def setting(name: str, default: str) -> str:
-    """A plain setting: ``DARKSERVER_<NAME>`` in the environment, else ``[settings]`` of the INI."""
-    env = os.environ.get(f"DARKSERVER_{name.upper()}")
-    if env is not None:
-        return env
-    try:
-        parser = read_ini(role())
-    except ConfigError:
-        return default
-    if parser is not None and parser.has_option("settings", name):
-        return parser.get("settings", name)
-    return default

@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-from darkcore import config
+from darkcore.settings import DEB_URL_TEMPLATE, RPM_URL_TEMPLATE
 
-DEFAULT_URL_TEMPLATES = {
-    "rpm": "https://kojipkgs.fedoraproject.org/packages/{source}/{version}/{release}/{arch}/{filename}",
-    "deb": "https://deb.debian.org/debian/pool/main/{source_prefix}/{source}/{filename}",
-}
+DEFAULT_URL_TEMPLATES = {"rpm": RPM_URL_TEMPLATE.default, "deb": DEB_URL_TEMPLATE.default}
 
 
 def url_templates() -> dict[str, str]:
-    return {
-        kind: config.setting(f"{kind}_url_template", default)
-        for kind, default in DEFAULT_URL_TEMPLATES.items()
-    }
+    return {"rpm": RPM_URL_TEMPLATE.get(), "deb": DEB_URL_TEMPLATE.get()}

@@ -11,7 +11,7 @@ import json
 import sys
 from collections.abc import Callable
 
-from darkcore import config
+from darkcore.settings import DEB_DISTRO
 from darkcore.urltemplates import DEFAULT_URL_TEMPLATES, url_templates
 from darkimport.run.importrun import default_jobs, progress_stream, run_import
 from darkimport.run.scan import ScanOptions
@@ -37,7 +37,7 @@ def files_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--deb-distro",
-        default=config.setting("deb_distro", "") or None,
+        default=DEB_DISTRO.get() or None,
         help="distro tag for debs (default: from the version, e.g. deb12, else 'debian')",
     )
     parser.add_argument(

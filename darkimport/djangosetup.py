@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+from darkcore import settings as settings_registry
+
 _done = False
 
 
@@ -19,6 +21,7 @@ def setup() -> None:
     if not settings.configured:
         os.environ.setdefault("DARKSERVER_ROLE", "importer")
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "darkserver.settings")
+        settings_registry.reload()  # values read before the role was set are the web's
     import django
 
     django.setup()

@@ -5,14 +5,15 @@ from __future__ import annotations
 import os
 
 from darkcore import config
+from darkcore import settings as registry
 
 BASE_DIR = os.path.dirname(os.path.abspath(__file__))
 
-# No sessions, users or admin: the service is anonymous and read-only, so a random key is fine
-# unless an operator pins one.
-SECRET_KEY = os.environ.get("DARKSERVER_SECRET_KEY", "darkserver-has-no-secrets-to-sign")
-DEBUG = os.environ.get("DARKSERVER_DEBUG", "0") == "1"
-ALLOWED_HOSTS = os.environ.get("DARKSERVER_ALLOWED_HOSTS", "*").split(",")
+# No sessions, users or admin: the service is anonymous and read-only and signs nothing, so a
+# fixed key is fine unless an operator pins one.
+SECRET_KEY = registry.SECRET_KEY.get()
+DEBUG = registry.DEBUG.get()
+ALLOWED_HOSTS = registry.ALLOWED_HOSTS.get().split(",")
 
 INSTALLED_APPS = ["darkserver.lookup"]
 
@@ -41,14 +42,14 @@ TIME_ZONE = "UTC"
 USE_I18N = False
 
 # Largest accepted request body (a batch of 10,000 build-ids of 64 bytes is ~1.4 MB of JSON).
-DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("DARKSERVER_MAX_BODY", str(2 * 1024 * 1024)))
+DATA_UPLOAD_MAX_MEMORY_SIZE = registry.MAX_BODY.get()
 # Most build-ids one batch request may ask for.
-DARKSERVER_MAX_BATCH = int(os.environ.get("DARKSERVER_MAX_BATCH", "10000"))
+DARKSERVER_MAX_BATCH = registry.MAX_BATCH.get()
 # Serve GET /buildids/<ids>, GET /api/v1/buildid/<id> and POST /api/v1/buildids in a thin WSGI
 # layer in front of Django (lookup/fastpath.py); 0 sends every request through Django.
-DARKSERVER_FASTPATH = os.environ.get("DARKSERVER_FASTPATH", "1") != "0"
+DARKSERVER_FASTPATH = registry.FASTPATH.get()
 # Most rows one prefix or path lookup returns.
-DARKSERVER_MAX_MATCHES = int(os.environ.get("DARKSERVER_MAX_MATCHES", "1000"))
+DARKSERVER_MAX_MATCHES = registry.MAX_MATCHES.get()
 
 APPEND_SLASH = False
 # No static files are served (the page inlines its CSS and JS); set for Django's test servers.
@@ -62,6 +63,6 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {
         "handlers": ["console"],
-        "level": os.environ.get("DARKSERVER_LOG_LEVEL", "WARNING").upper(),
+        "level": registry.LOG_LEVEL.get().upper(),
     },
 }

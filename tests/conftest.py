@@ -2,13 +2,45 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from darkcore import settings as settings_registry
 from darkimport import samples
 from tests.oracle import ExpectedRow, expected_rows
+
+
+class _MonkeyPatch(pytest.MonkeyPatch):
+    """pytest's monkeypatch, re-reading the settings registry whenever the environment changes:
+    darkcore.settings reads each value once per process."""
+
+    def setenv(self, name: str, value: str, prepend: str | None = None) -> None:
+        super().setenv(name, value, prepend)
+        settings_registry.reload()
+
+    def delenv(self, name: str, raising: bool = True) -> None:
+        super().delenv(name, raising)
+        settings_registry.reload()
+
+    def undo(self) -> None:
+        super().undo()
+        settings_registry.reload()
+
+
+@pytest.fixture
+def monkeypatch() -> Iterator[pytest.MonkeyPatch]:
+    patch = _MonkeyPatch()
+    yield patch
+    patch.undo()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_settings() -> None:
+    """Each test starts from the environment as it is, not as an earlier test left it read."""
+    settings_registry.reload()
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,9 @@ from urllib.parse import urlsplit
 
 import MySQLdb
 
-from darkcore import config
+from darkcore.settings import TEST_MYSQL_URL
 
-SERVER_URL = config.setting("test_mysql_url", "mysql://root:@127.0.0.1:3306/")
+SERVER_URL = TEST_MYSQL_URL.get()
 
 
 def _params() -> dict[str, Any]:

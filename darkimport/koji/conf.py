@@ -24,14 +24,13 @@ from __future__ import annotations
 
 import configparser
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from darkcore import config
+from darkcore.settings import KOJI_CONF
 
-DEFAULT_PATH = "/etc/darkserver/koji-instances.conf"
+DEFAULT_PATH = KOJI_CONF.default
 DEFAULT_INSTANCE = "primary"
 
 
@@ -57,17 +56,14 @@ BUILTIN = {
 
 
 def config_path() -> Path:
-    env = os.environ.get("DARKSERVER_KOJI_CONF")
-    if env:
-        return Path(env)
-    return Path(config.setting("koji_conf", DEFAULT_PATH))
+    return Path(KOJI_CONF.get() or DEFAULT_PATH)
 
 
 def load_instances(path: str | Path | None = None) -> dict[str, KojiInstance]:
     """All configured instances by name. An explicit ``path`` must exist."""
     chosen = Path(path) if path is not None else config_path()
     if not chosen.is_file():
-        if path is not None or os.environ.get("DARKSERVER_KOJI_CONF"):
+        if path is not None or KOJI_CONF.source() == "env":
             raise KojiConfigError(f"{chosen}: no such file")
         return dict(BUILTIN)
     text = chosen.read_text(encoding="utf-8")

@@ -28,10 +28,10 @@ from typing import Any
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
 
-from darkcore import config
+from darkcore import settings
 
-DEFAULT_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
-DEFAULT_QUEUE = "darkserver.builds"
+DEFAULT_URL = settings.AMQP_URL.default
+DEFAULT_QUEUE = settings.QUEUE.default
 ATTEMPTS = "x-darkserver-attempts"
 REASON = "x-darkserver-reason"
 SOURCE = "x-darkserver-source"
@@ -63,10 +63,10 @@ class QueueConfig:
         """``DARKSERVER_AMQP_URL``, ``DARKSERVER_QUEUE``, ``DARKSERVER_QUEUE_MAX_ATTEMPTS``,
         ``DARKSERVER_QUEUE_RETRY_DELAY_MS`` (or the same names in darkserver.conf [settings])."""
         values: dict[str, Any] = {
-            "url": config.setting("amqp_url", DEFAULT_URL),
-            "queue": config.setting("queue", DEFAULT_QUEUE),
-            "max_attempts": int(config.setting("queue_max_attempts", "5")),
-            "retry_delay_ms": int(config.setting("queue_retry_delay_ms", "60000")),
+            "url": settings.AMQP_URL.get(),
+            "queue": settings.QUEUE.get(),
+            "max_attempts": settings.QUEUE_MAX_ATTEMPTS.get(),
+            "retry_delay_ms": settings.QUEUE_RETRY_DELAY_MS.get(),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
@@ -224,7 +224,3 @@ def counts(cfg: QueueConfig) -> dict[str, int]:
         return found
     finally:
         connection.close()
-
-
-def env_default_instance() -> str:
-    return os.environ.get("DARKSERVER_KOJI_INSTANCE", "primary")

@@ -14,8 +14,8 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from darkcore import config
 from darkcore.elf import elf_type_name, machine_name
+from darkcore.settings import URL_TEMPLATES
 
 Row = dict[str, Any]
 Parts = tuple[dict[str, Any], dict[str, Any], list[dict[str, str]]]
@@ -51,16 +51,10 @@ def _parse_templates(raw: str) -> tuple[tuple[str, str, str], ...]:
     return parsed
 
 
-@functools.lru_cache(maxsize=1)
-def _configured_templates() -> str:
-    # The environment (DARKSERVER_URL_TEMPLATES) or url_templates in the INI's [settings].
-    return config.setting("url_templates", "[]")
-
-
 def url_templates() -> tuple[tuple[str, str, str], ...]:
     raw = getattr(settings, "DARKSERVER_URL_TEMPLATES", None)
     if raw is None:
-        raw = _configured_templates()
+        raw = URL_TEMPLATES.get()  # the environment or url_templates in the INI's [settings]
     elif not isinstance(raw, str):
         raw = json.dumps(raw)
     return _parse_templates(raw)

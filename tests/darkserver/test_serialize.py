@@ -20,9 +20,6 @@ API_MD = Path(__file__).resolve().parents[2] / "docs" / "API.md"
 @pytest.fixture
 def no_settings_templates(settings):
     del settings.DARKSERVER_URL_TEMPLATES  # absent from settings: the environment / INI decides
-    serialize._configured_templates.cache_clear()
-    yield
-    serialize._configured_templates.cache_clear()
 
 
 def test_the_documented_example_is_a_valid_configuration(settings):

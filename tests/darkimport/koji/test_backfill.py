@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +12,7 @@ from pathlib import Path
 import pika
 import pytest
 
+from darkcore.settings import TEST_AMQP_URL
 from darkimport.koji import backfill
 from darkimport.koji.conf import KojiInstance
 from darkimport.koji.source import KojiSource, RetryPolicy
@@ -20,7 +20,7 @@ from darkimport.queue.messages import Publisher, QueueConfig
 from darkserver.lookup.models import Build
 from tests.kojihub import KojiHub, cached_rpms
 
-AMQP = os.environ.get("DARKSERVER_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+AMQP = TEST_AMQP_URL.get()
 T0 = dt.datetime(2024, 3, 1, tzinfo=dt.UTC)
 
 pytestmark = pytest.mark.django_db

@@ -5,7 +5,6 @@ Both publish to the real RabbitMQ."""
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,10 +18,11 @@ from fedora_messaging.exceptions import Drop, Nack
 from fedora_messaging.message import Message
 from koji.context import context
 
+from darkcore.settings import TEST_AMQP_URL
 from darkimport.queue import fedmsg_consumer
 from darkimport.queue.messages import ATTEMPTS, QueueConfig, declare
 
-AMQP = os.environ.get("DARKSERVER_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+AMQP = TEST_AMQP_URL.get()
 PLUGIN_DIR = Path(__file__).resolve().parents[3] / "conf" / "koji-hub-plugin"
 DEAD_BROKER = "amqp://guest:guest@127.0.0.1:1/%2F"  # nothing listens on port 1
 

@@ -22,13 +22,14 @@ from pathlib import Path
 import pika
 import pytest
 
+from darkcore.settings import TEST_AMQP_URL
 from darkimport.queue.messages import ATTEMPTS, REASON, BuildRequest, QueueConfig, counts, enqueue
 from tests import mariadb
 from tests.helpers import BIN
 from tests.kojihub import KojiHub, cached_rpms, instance_json
 from tests.oracle import expected_rows
 
-AMQP = os.environ.get("DARKSERVER_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+AMQP = TEST_AMQP_URL.get()
 ROOT = Path(__file__).resolve().parents[3]
 
 
