@@ -28,20 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from darkclient.errors import ConfigError
+from darkcore import urltemplates
 from darkcore.settings import URL as SERVER_URL
 
 KINDS = ("mirror", "koji", "archive")
-
-# The placeholders a template may use: the server's (darkserver.lookup.serialize) plus the
-# names Fedora's own tools use for the same things.
-EXAMPLE_CONTEXT = {
-    "name": "apr", "epoch": "", "version": "1.4.5", "release": "1.fc16", "arch": "x86_64",
-    "nvra": "apr-1.4.5-1.fc16.x86_64", "filename": "apr-1.4.5-1.fc16.x86_64.rpm",
-    "kind": "rpm", "distro": "fc16", "distro_version": "16", "initial": "a",
-    "build_name": "apr", "build_version": "1.4.5", "build_release": "1.fc16",
-    "pool_prefix": "a", "instance": "primary",
-    "first": "a", "releasever": "16", "basearch": "x86_64",
-}
 
 _FEDORA_DL = "https://dl.fedoraproject.org/pub/fedora/linux"
 _FEDORA_ARCHIVE = "https://archives.fedoraproject.org/pub/archive/fedora/linux"
@@ -107,12 +97,9 @@ def config_path() -> Path:
 
 def _validate(template: str, where: str) -> str:
     try:
-        template.format(**EXAMPLE_CONTEXT)
-    except (KeyError, IndexError, ValueError) as exc:
-        raise ConfigError(
-            f"{where}: bad URL template {template!r} ({exc!r}); placeholders are "
-            + ", ".join("{" + k + "}" for k in sorted(EXAMPLE_CONTEXT))) from None
-    return template
+        return urltemplates.check(template)
+    except urltemplates.TemplateError as exc:
+        raise ConfigError(f"{where}: bad URL template: {exc}") from None
 
 
 def _float(parser: configparser.ConfigParser, key: str, default: float, where: str) -> float:

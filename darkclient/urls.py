@@ -14,8 +14,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import platform
-import re
 import tempfile
 import threading
 import time
@@ -29,6 +27,7 @@ from urllib.parse import urlsplit
 import requests
 
 from darkclient.config import Config
+from darkcore import urltemplates
 
 # Order of the tiers; "package" is the URL the package was imported from (Koji or local).
 KIND_RANK = {"mirror": 0, "koji": 1, "package": 1, "archive": 2}
@@ -46,36 +45,19 @@ def host_of(url: str) -> str:
 
 
 def template_context(package: dict[str, Any], build: dict[str, Any]) -> dict[str, str]:
-    """The placeholders of a URL template for one package (see config.EXAMPLE_CONTEXT)."""
+    """The fields of a URL template (darkcore.urltemplates.FIELDS) for one match's package."""
     name = str(package.get("name") or "")
-    source = str(build.get("name") or name)
-    distro = str(build.get("distro") or "")
-    arch = str(package.get("arch") or "")
     epoch = package.get("epoch")
-    releasever = "".join(re.findall(r"\d+", distro)[:1])
-    initial = name[:1].lower()
-    return {
-        "name": name,
-        "epoch": "" if epoch is None else str(epoch),
-        "version": str(package.get("version") or ""),
-        "release": str(package.get("release") or ""),
-        "arch": arch,
-        # noarch packages sit in every architecture's tree on a mirror.
-        "basearch": platform.machine() if arch == "noarch" else arch,
-        "nvra": str(package.get("nvra") or ""),
-        "filename": str(package.get("filename") or ""),
-        "kind": str(package.get("kind") or ""),
-        "distro": distro,
-        "distro_version": releasever,
-        "releasever": releasever,
-        "initial": initial,
-        "first": initial,
-        "build_name": source,
-        "build_version": str(build.get("version") or package.get("version") or ""),
-        "build_release": str(build.get("release") or package.get("release") or ""),
-        "pool_prefix": source[:4] if source.startswith("lib") else source[:1],
-        "instance": str(build.get("instance") or ""),
-    }
+    return urltemplates.fields(urltemplates.Package(
+        kind=str(package.get("kind") or ""), name=name,
+        epoch=epoch if isinstance(epoch, int) else None,
+        version=str(package.get("version") or ""), release=str(package.get("release") or ""),
+        arch=str(package.get("arch") or ""), filename=str(package.get("filename") or ""),
+        nvra=str(package.get("nvra") or ""), distro=str(build.get("distro") or ""),
+        build_name=str(build.get("name") or name),
+        build_version=str(build.get("version") or package.get("version") or ""),
+        build_release=str(build.get("release") or package.get("release") or ""),
+        instance=str(build.get("instance") or "")))
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,8 +80,8 @@ def candidates(match: dict[str, Any], cfg: Config) -> list[Candidate]:
         for kind in ("mirror", "koji", "archive"):
             chosen = templates.get(f"{kind}_debug") if debug else None
             for template in chosen if chosen is not None else templates.get(kind, []):
-                with contextlib.suppress(KeyError, IndexError, ValueError):
-                    out.append(Candidate(kind, template.format(**ctx), "config"))
+                with contextlib.suppress(urltemplates.TemplateError):
+                    out.append(Candidate(kind, urltemplates.render(template, ctx), "config"))
     for item in match.get("urls") or []:
         if isinstance(item, dict) and isinstance(item.get("url"), str):
             url = item["url"]

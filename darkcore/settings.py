@@ -162,12 +162,13 @@ ACCESS_LOG = _define("ACCESS_LOG", _str, "", "gunicorn access log file (`-`: std
 
 RPM_URL_TEMPLATE = _define(
     "RPM_URL_TEMPLATE", _str,
-    "https://kojipkgs.fedoraproject.org/packages/{source}/{version}/{release}/{arch}/{filename}",
+    "https://kojipkgs.fedoraproject.org/packages/{build_name}/{build_version}/{build_release}"
+    "/{arch}/{filename}",
     "download URL stored per rpm (fields: README, URL templates)", IMPORTER, ini=IMPORTER_INI,
     shown_default="Koji's package layout")
 DEB_URL_TEMPLATE = _define(
     "DEB_URL_TEMPLATE", _str,
-    "https://deb.debian.org/debian/pool/main/{source_prefix}/{source}/{filename}",
+    "https://deb.debian.org/debian/pool/main/{pool_prefix}/{build_name}/{filename}",
     "download URL stored per deb (fields: README, URL templates)", IMPORTER, ini=IMPORTER_INI,
     shown_default="Debian's pool layout")
 DEB_DISTRO = _define("DEB_DISTRO", _str, "", "distro tag for debs; empty: from `+debNN` in the "

@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import IO, BinaryIO, Protocol, cast
 
+from darkcore import urltemplates
 from darkcore.compression import CHUNK, DigestReader, drain, sniff
 from darkcore.deb import AR_MAGIC, DebControl, DebReader
 from darkcore.elf import ElfInfo, read_elf, read_elf_bytes
@@ -51,8 +52,7 @@ class ScanOptions:
     # Distro tag for debs (rpms take it from the release, e.g. fc40, el9); None = derive
     # ("deb12" from a "+deb12u1" version) or fall back to "debian".
     deb_distro: str | None = None
-    # URL templates by package kind, str.format fields: name, epoch, version, release, arch,
-    # filename, source, source_prefix (deb pool prefix: "libc" -> "libc"/"g"...).
+    # URL templates by package kind; fields: darkcore.urltemplates.FIELDS.
     url_templates: dict[str, str] = field(default_factory=dict)
 
 
@@ -310,22 +310,18 @@ def _check_listed_build_ids(control: DebControl, collected: _Collector) -> None:
 # --- download URL ------------------------------------------------------------------------
 
 
-def pool_prefix(source: str) -> str:
-    """Debian's pool directory: "libc6" -> "libc", "glibc" -> "g"."""
-    return source[:4] if source.startswith("lib") and len(source) > 3 else source[:1]
-
-
 def _set_url(meta: PackageMeta, options: ScanOptions, collected: _Collector) -> None:
     template = options.url_templates.get(meta.kind)
     if not template:
         return
-    fields = {
-        "name": meta.name, "epoch": "" if meta.epoch is None else str(meta.epoch),
-        "version": meta.version, "release": meta.release, "arch": meta.arch,
-        "filename": meta.filename, "source": meta.source_name,
-        "source_prefix": pool_prefix(meta.source_name),
-    }
+    package = urltemplates.Package(
+        kind=meta.kind, name=meta.name, epoch=meta.epoch, version=meta.version,
+        release=meta.release, arch=meta.arch, filename=meta.filename, nvra=meta.nvra,
+        distro=meta.distro, build_name=meta.source_name,
+        # The build row's version and release (darkimport.run.store): the same on every side.
+        build_version=meta.source_version or meta.version,
+        build_release=meta.source_release if meta.source_version else meta.release)
     try:
-        meta.url = template.format(**fields)
-    except (KeyError, IndexError, ValueError) as exc:
-        collected.warnings.append(f"URL template {template!r} is unusable: {exc!r}")
+        meta.url = urltemplates.render(template, urltemplates.fields(package))
+    except urltemplates.TemplateError as exc:
+        collected.warnings.append(f"{exc}: no URL stored")

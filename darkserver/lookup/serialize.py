@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import functools
 import json
-import re
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from darkcore import urltemplates
 from darkcore.elf import elf_type_name, machine_name
 from darkcore.settings import URL_TEMPLATES
 
@@ -23,14 +23,7 @@ Parts = tuple[dict[str, Any], dict[str, Any], list[dict[str, str]]]
 # --- candidate download URLs -------------------------------------------------------------------
 
 # A template is {"kind": "mirror"|"archive"|..., "distro": "<dist-tag prefix, '' = any>",
-# "template": "https://.../{filename}"}; the placeholders are the keys of _url_context.
-_EXAMPLE_CONTEXT = {
-    "name": "apr", "epoch": "", "version": "1.4.5", "release": "1.fc16", "arch": "x86_64",
-    "nvra": "apr-1.4.5-1.fc16.x86_64", "filename": "apr-1.4.5-1.fc16.x86_64.rpm",
-    "kind": "rpm", "distro": "fc16", "distro_version": "16", "initial": "a",
-    "build_name": "apr", "build_version": "1.4.5", "build_release": "1.fc16",
-    "pool_prefix": "a", "instance": "primary",
-}
+# "template": "https://.../{filename}"}; its fields are darkcore.urltemplates.FIELDS.
 
 
 @functools.lru_cache(maxsize=8)
@@ -41,12 +34,12 @@ def _parse_templates(raw: str) -> tuple[tuple[str, str, str], ...]:
             (str(i["kind"]), str(i.get("distro", "")), str(i["template"])) for i in items
         )
         for _kind, _distro, template in parsed:
-            template.format(**_EXAMPLE_CONTEXT)
+            urltemplates.check(template)
     except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
         raise ImproperlyConfigured(
             "DARKSERVER_URL_TEMPLATES must be a JSON list of "
             '{"kind", "distro", "template"} objects whose placeholders are among '
-            f"{sorted(_EXAMPLE_CONTEXT)}: {exc!r}"
+            f"{list(urltemplates.FIELDS)}: {exc!r}"
         ) from exc
     return parsed
 
@@ -61,29 +54,14 @@ def url_templates() -> tuple[tuple[str, str, str], ...]:
 
 
 def _url_context(row: Row) -> dict[str, str]:
-    name = row["package__name"]
-    source = row["package__build__name"]
-    distro = row["package__build__distro"]
-    epoch = row["package__epoch"]
-    return {
-        "name": name,
-        "epoch": "" if epoch is None else str(epoch),
-        "version": row["package__version"],
-        "release": row["package__release"],
-        "arch": row["package__arch"],
-        "nvra": row["package__nvra"],
-        "filename": row["package__filename"],
-        "kind": row["package__kind"],
-        "distro": distro,
-        "distro_version": "".join(re.findall(r"\d+", distro)[:1]),
-        "initial": name[:1].lower(),
-        "build_name": source,
-        "build_version": row["package__build__version"],
-        "build_release": row["package__build__release"],
-        # Debian pool directories: lib* sources go under libX/, the rest under X/.
-        "pool_prefix": source[:4] if source.startswith("lib") else source[:1],
-        "instance": row["package__build__instance"],
-    }
+    return urltemplates.fields(urltemplates.Package(
+        kind=row["package__kind"], name=row["package__name"], epoch=row["package__epoch"],
+        version=row["package__version"], release=row["package__release"],
+        arch=row["package__arch"], filename=row["package__filename"], nvra=row["package__nvra"],
+        distro=row["package__build__distro"], build_name=row["package__build__name"],
+        build_version=row["package__build__version"],
+        build_release=row["package__build__release"],
+        instance=row["package__build__instance"]))
 
 
 def candidate_urls(
@@ -100,13 +78,13 @@ def candidate_urls(
     context = _url_context(row) if templates else {}
     for kind, _distro, template in templates:
         if kind == "mirror":
-            urls.append({"kind": kind, "url": template.format(**context)})
+            urls.append({"kind": kind, "url": urltemplates.render(template, context)})
     if row["package__url"]:
         kind = "koji" if row["package__build__instance"] else "package"
         urls.append({"kind": kind, "url": row["package__url"]})
     for kind, _distro, template in templates:
         if kind != "mirror":
-            urls.append({"kind": kind, "url": template.format(**context)})
+            urls.append({"kind": kind, "url": urltemplates.render(template, context)})
     unique: dict[str, dict[str, str]] = {}
     for u in urls:
         unique.setdefault(u["url"], u)  # a template may render the stored URL again

@@ -29,7 +29,6 @@ from darkimport.run import scan
 from darkimport.run.scan import (
     ScanOptions,
     deb_distro,
-    pool_prefix,
     rpm_distro,
     scan_path,
     scan_stream,
@@ -376,7 +375,6 @@ def test_deb_versions_and_distro() -> None:
     assert deb_distro("1.0-1", None) == "debian"
     assert deb_distro("1.0-1ubuntu2", None) == "ubuntu"
     assert deb_distro("2.36-9+deb12u4", "trixie") == "trixie"
-    assert (pool_prefix("glibc"), pool_prefix("libc6"), pool_prefix("lib")) == ("g", "libc", "l")
 
 
 def test_member_names_are_normalised(tmp_path: Path,
