@@ -11,6 +11,7 @@ import json
 import sys
 from collections.abc import Callable
 
+from darkcore.extras import require
 from darkcore.settings import DEB_DISTRO
 from darkcore.urltemplates import DEFAULT_URL_TEMPLATES, url_templates
 from darkimport.run.importrun import default_jobs, progress_stream, run_import
@@ -78,6 +79,7 @@ def import_files(argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
+    require("import", "darkserver-import")
     args = sys.argv[1:] if argv is None else argv
     if args and args[0] in _SUBCOMMAND_MODULES:
         sys.exit(run_subcommand(args))

@@ -5,8 +5,11 @@ from __future__ import annotations
 import os
 import sys
 
+from darkcore.extras import require
+
 
 def main(argv: list[str] | None = None) -> None:
+    require("server", "darkserver")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "darkserver.settings")
     from django.core.management import execute_from_command_line
 

@@ -3,7 +3,7 @@
 # rpmbuild and dpkg-deb, import them into the default SQLite database, serve on localhost.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install.sh
+scripts/install.sh --demo
 PORT=${PORT:-8000}
 mkdir -p var
 .venv/bin/darkserver migrate --noinput

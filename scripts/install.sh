@@ -1,16 +1,29 @@
 #!/usr/bin/env bash
-# Installs everything Darkserver needs on a Debian machine: system tools (when missing) and a
-# virtual environment in .venv with the project and its test dependencies.
+# Installs what Darkserver needs on a Debian machine: system tools (when missing) and a virtual
+# environment in .venv with the project.
+#   scripts/install.sh          everything: the tools the tests use, .[all,test] and koji
+#   scripts/install.sh --demo   only what scripts/demo.sh needs: .[all] and the tools that build
+#                               the sample packages
 set -euo pipefail
 cd "$(dirname "$0")/.."
+mode=${1:-full}
 
 # tool -> Debian package; only what is missing gets installed.
+# The demo compiles C with gcc, packs rpms and debs, and builds mysqlclient (server extra).
 declare -A need=(
-  [gcc]=gcc [readelf]=binutils [rpmbuild]=rpm [dpkg-deb]=dpkg [eu-readelf]=elfutils
-  [eu-unstrip]=elfutils [debuginfod]=debuginfod [debuginfod-find]=debuginfod [gdb]=gdb
-  [zstd]=zstd [dwz]=dwz [xz]=xz-utils [bzip2]=bzip2 [mariadb_config]=libmariadb-dev
-  [pkg-config]=pkg-config [bsdtar]=libarchive-tools [chromium]=chromium [wrk]=wrk [ar]=binutils
+  [gcc]=gcc [readelf]=binutils [objcopy]=binutils [ld]=binutils [ar]=binutils
+  [eu-strip]=elfutils [dwz]=dwz [rpmbuild]=rpm [dpkg-deb]=dpkg [xz]=xz-utils [bzip2]=bzip2
+  [zstd]=zstd [mariadb_config]=libmariadb-dev [pkg-config]=pkg-config
 )
+# Only the tests use these: oracles (eu-readelf, gdb, debuginfod-find, bsdtar), the debuginfod
+# the benchmarks compare with, a browser for the page test and a load generator.
+if [ "$mode" != --demo ]; then
+  need+=(
+    [eu-readelf]=elfutils [eu-unstrip]=elfutils [debuginfod]=debuginfod
+    [debuginfod-find]=debuginfod [gdb]=gdb [bsdtar]=libarchive-tools [chromium]=chromium
+    [wrk]=wrk
+  )
+fi
 missing=()
 for tool in "${!need[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("${need[$tool]}")
@@ -28,8 +41,12 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 .venv/bin/pip install -q --upgrade pip >/dev/null 2>&1 || true
-.venv/bin/pip install -q -e '.[test]'
-# koji's own dependency list pulls gssapi, which needs Kerberos headers to build; Darkserver
-# talks to hubs anonymously, so koji goes in without it (its light deps are in pyproject).
-.venv/bin/pip install -q --no-deps 'koji>=1.34'
+if [ "$mode" = --demo ]; then
+  .venv/bin/pip install -q -e '.[all]'
+else
+  .venv/bin/pip install -q -e '.[all,test]'
+  # koji's own dependency list pulls gssapi, which needs Kerberos headers to build; Darkserver
+  # talks to hubs anonymously, so koji goes in without it (its light deps are in [import]).
+  .venv/bin/pip install -q --no-deps 'koji>=1.34'
+fi
 echo "install.sh: ready (.venv)"
