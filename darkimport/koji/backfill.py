@@ -176,14 +176,11 @@ def builds_in_database(instance: str, page: list[BuildInfo]) -> set[int]:
     from darkimport import djangosetup
 
     djangosetup.setup()
-    from darkserver.lookup.models import Build
+    from darkimport.run.store import builds_known
 
-    wanted = {(b.get("name") or b.get("package_name"), b["version"], b["release"]): _build_id(b)
-              for b in page}
-    found = Build.objects.filter(instance=instance,
-                                 name__in={n for n, _, _ in wanted}).values_list(
-        "name", "version", "release")
-    return {wanted[row] for row in found if row in wanted}
+    wanted = {(str(b.get("name") or b.get("package_name")), str(b["version"]),
+               str(b["release"])): _build_id(b) for b in page}
+    return {wanted[row] for row in builds_known(instance, set(wanted))}
 
 
 def describe(state: BackfillState) -> dict[str, Any]:

@@ -110,12 +110,10 @@ def run_worker(args: argparse.Namespace) -> int:
     logger.handlers[:] = [handler]
     logger.setLevel(logging.INFO if args.verbose else logging.WARNING)
     logger.propagate = False
-    from django.db import connections
-
-    from darkimport.run.store import ensure_schema
+    from darkimport.run.store import close_connections, ensure_schema
 
     ensure_schema()
-    connections.close_all()  # forked workers open their own
+    close_connections()  # forked workers open their own
     return run_workers(_config(args, **extra), max(1, args.concurrency), args.mode,
                        idle_exit=args.idle_exit, max_messages=args.max_messages,
                        stop_timeout=max(0.0, args.stop_timeout))

@@ -269,12 +269,11 @@ class KojiHandler:
         return self.sources[instance]
 
     def __call__(self, delivery: Delivery) -> Verdict:
-        from django.db import close_old_connections
-
         from darkcore.urltemplates import url_templates
         from darkimport.koji.buildimport import import_build
         from darkimport.koji.conf import KojiConfigError
         from darkimport.run.scan import ScanOptions
+        from darkimport.run.store import close_old_connections
 
         request = delivery.request
         assert request is not None

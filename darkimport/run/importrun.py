@@ -131,13 +131,10 @@ def run_import(
         from darkimport import djangosetup
 
         djangosetup.setup()
-        from darkimport.run.store import ensure_schema, store_scan
+        from darkimport.run.store import close_connections, ensure_schema, store_scan
 
         ensure_schema()
-        # Forked scanners must not share a live database socket with this process.
-        from django.db import connections
-
-        connections.close_all()
+        close_connections()  # forked scanners must not share this process's database socket
 
         def store(scan: PackageScan) -> tuple[bool, int]:
             result = store_scan(scan)

@@ -1,5 +1,8 @@
 """Database writer: one package, one transaction, idempotent.
 
+The one module of darkimport that touches darkserver's models and Django's database layer
+(besides djangosetup, which starts Django): everything else asks through the functions here.
+
 The package row's unique nvra is the idempotence key: a package that is already there is left
 as it is, and two importers racing on the same package end with one copy (the loser's insert
 fails on the unique key and its transaction rolls back whole).
@@ -104,6 +107,27 @@ def _build_for(scan: PackageScan, prov: Provenance) -> Build:
         build.save(update_fields=["koji_build_id"])
     result: Build = build
     return result
+
+
+def builds_known(instance: str, wanted: set[tuple[str, str, str]]) -> set[tuple[str, str, str]]:
+    """The (name, version, release) of ``wanted`` that have a build row of ``instance``."""
+    found = Build.objects.filter(instance=instance, name__in={n for n, _, _ in wanted}
+                                 ).values_list("name", "version", "release")
+    return {row for row in found if row in wanted}
+
+
+def close_connections() -> None:
+    """Close this process's database connections (before forking workers that open their own)."""
+    from django.db import connections
+
+    connections.close_all()
+
+
+def close_old_connections() -> None:
+    """Drop connections that died or outlived their age, as Django does between requests."""
+    from django.db import close_old_connections as close
+
+    close()
 
 
 def ensure_schema() -> None:
