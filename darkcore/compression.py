@@ -3,7 +3,7 @@
     open_decompressed(stream, kind) -> BinaryIO     kind: gzip bzip2 xz lzma zstd none
     sniff_compression(first_bytes) -> kind | ""
 
-Decompression is the importer's long pole (DESIGN "Where the time goes"), so input is read in
+Decompression is the importer's long pole (docs/BENCHMARKS.md), so input is read in
 1 MiB chunks, and a big multi-block xz stream goes through the external ``xz -T0``, which
 decodes independent blocks on several cores (see ``use_external`` for the measurements behind
 that choice). Everything else is decompressed in-process (stdlib lzma/bz2/zlib, zstandard),

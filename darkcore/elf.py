@@ -45,12 +45,12 @@ class ElfInfo:
 
 __all__ = [
     "BadElfHeaderError", "BadNoteError", "ElfInfo", "TruncatedElfError", "elf_type_name",
-    "is_elf", "iter_notes", "machine_name", "read_elf", "read_elf_bytes", "read_elf_path",
+    "iter_notes", "machine_name", "read_elf", "read_elf_bytes", "read_elf_path",
 ]
 
 ELF_MAGIC = b"\x7fELF"
 PT_NOTE = 4
-SHT_NOTE, SHT_NOBITS = 7, 8
+SHT_NOTE = 7
 NT_GNU_BUILD_ID = 3
 NT_FDO_PACKAGING_METADATA = 0xCAFE1A7E
 # readelf and eu-readelf also take an owner written without its NUL (namesz 3): so do we.
@@ -83,10 +83,6 @@ class BadNoteError(FormatError):
 
 
 Reader = Callable[[int, int], bytes | memoryview]
-
-
-def is_elf(prefix: bytes | memoryview) -> bool:
-    return bytes(prefix[:4]) == ELF_MAGIC
 
 
 def read_elf_bytes(data: bytes | memoryview) -> ElfInfo | None:

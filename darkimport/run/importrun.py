@@ -19,9 +19,7 @@ from typing import TextIO
 
 from darkcore.errors import PackageError, UnsupportedPackage
 from darkimport.run.records import PackageScan
-from darkimport.run.scan import ScanOptions, scan_path
-
-PACKAGE_SUFFIXES = (".rpm", ".deb", ".ddeb")
+from darkimport.run.scan import PACKAGE_SUFFIXES, ScanOptions, scan_path
 
 
 @dataclass(slots=True)

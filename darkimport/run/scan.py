@@ -41,6 +41,8 @@ from darkimport.run.records import ElfRecord, PackageMeta, PackageScan
 ELF_MAGIC = b"\x7fELF"
 ELF_IN_MEMORY = 32 << 20  # larger ELF members go to an anonymous temporary file
 DEBUG_PREFIX = "/usr/lib/debug/"  # separate debug files, .dwz files under /usr/lib/debug/.dwz
+# The file names of packages: what a directory import picks up, and what a file that is not a
+# package must not be named. Debian's debug (.ddeb) and installer (.udeb) packages are debs.
 PACKAGE_SUFFIXES = (".rpm", ".deb", ".ddeb", ".udeb")
 # Errors from the standard library that mean "these bytes are not what they claim to be".
 _FORMAT_ERRORS = (tarfile.TarError, EOFError, struct.error, UnicodeError, zlib.error,

@@ -30,7 +30,8 @@ REQUESTS = Counter(
 )
 LATENCY = Histogram(
     "darkserver_http_request_duration_seconds",
-    "Time from the request reaching Django to the response leaving it, by route name.",
+    "Time from the request reaching the application (fast path or Django) to the response "
+    "leaving it, by route name.",
     ["route"],
     # The targets are a 1 ms median and a 5 ms p99: resolve well around them.
     buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0),
