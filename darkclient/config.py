@@ -28,8 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from darkclient.errors import ConfigError
-from darkcore import urltemplates
+from darkcore import settings, urltemplates
 from darkcore.settings import URL as SERVER_URL
+from darkcore.settings import parse_ini
 
 KINDS = ("mirror", "koji", "archive")
 
@@ -119,11 +120,10 @@ def load(server: str | None = None, path: Path | None = None) -> Config:
     cfg = Config()
     path = path or config_path()
     if path.exists():
-        parser = configparser.ConfigParser(interpolation=None)
         try:
-            parser.read(path, encoding="utf-8")
-        except (configparser.Error, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{path}: unreadable configuration: {exc}") from None
+            parser = parse_ini(path)
+        except settings.ConfigError as exc:
+            raise ConfigError(str(exc)) from None
         where = str(path)
         if parser.get("darkclient", "server", fallback=""):
             cfg.server = parser.get("darkclient", "server")

@@ -220,18 +220,23 @@ def reload() -> None:
         _ini_files.clear()
 
 
+def parse_ini(path: Path) -> configparser.ConfigParser:
+    """An INI file read the way every Darkserver file is (UTF-8, no ``%`` interpolation: URL
+    templates hold ``%2F``); ConfigError names the file."""
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read(path, encoding="utf-8")
+    except (configparser.Error, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: unreadable configuration: {exc}") from None
+    return parser
+
+
 def ini_file(path: Path) -> configparser.ConfigParser | None:
     """The parsed INI file (once per process), None when there is no such file."""
     with _lock:
         if path in _ini_files:
             return _ini_files[path]
-    parser: configparser.ConfigParser | None = None
-    if path.is_file():
-        parser = configparser.ConfigParser(interpolation=None)
-        try:
-            parser.read(path, encoding="utf-8")
-        except (configparser.Error, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{path}: {exc}") from exc
+    parser = parse_ini(path) if path.is_file() else None
     with _lock:
         _ini_files[path] = parser
     return parser
