@@ -44,8 +44,8 @@ USE_I18N = False
 DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("DARKSERVER_MAX_BODY", str(2 * 1024 * 1024)))
 # Most build-ids one batch request may ask for.
 DARKSERVER_MAX_BATCH = int(os.environ.get("DARKSERVER_MAX_BATCH", "10000"))
-# Serve GET /buildids/<ids>, GET /api/v1/buildid/<id> and POST /api/v1/buildids in a thin WSGI
-# layer in front of Django (lookup/fastpath.py); 0 sends every request through Django.
+# Serve GET /buildids/<ids>, GET /api/v1/buildid/<id> and POST /api/v1/buildids in a thin ASGI
+# layer in front of Django (lookup/fastpath_asgi.py); 0 sends every request through Django.
 DARKSERVER_FASTPATH = os.environ.get("DARKSERVER_FASTPATH", "1") != "0"
 # Most rows one prefix or path lookup returns.
 DARKSERVER_MAX_MATCHES = int(os.environ.get("DARKSERVER_MAX_MATCHES", "1000"))

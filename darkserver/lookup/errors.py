@@ -59,9 +59,22 @@ class BadBuildId(ApiError):
         super().__init__(f"malformed build-id {value!r}: {rule}", buildid=value, **extra)
 
 
+class Invalid:
+    """A path segment its converter rejected, and the error that says why."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: ApiError) -> None:
+        self.error = error
+
+    def __repr__(self) -> str:
+        return f"Invalid({self.error.message!r})"
+
+
 def api(*methods: str) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
     """Allow only ``methods`` (GET brings HEAD, answered like GET) with a JSON 405 and ``Allow``
-    otherwise, and turn the view's ``ApiError`` and an oversized body into JSON responses."""
+    otherwise; then answer a path value its converter rejected (converters.Invalid) with its
+    400, and turn the view's ``ApiError`` and an oversized body into JSON responses."""
     allowed = set(methods) | ({"HEAD"} if "GET" in methods else set())
     allow = ", ".join(sorted(allowed))
 
@@ -75,6 +88,9 @@ def api(*methods: str) -> Callable[[Callable[..., HttpResponse]], Callable[..., 
                 )
                 response["Allow"] = allow
                 return response
+            for value in kwargs.values():
+                if isinstance(value, Invalid):  # a path segment its converter rejected
+                    return value.error.response()
             try:
                 return view(request, *args, **kwargs)
             except ApiError as exc:

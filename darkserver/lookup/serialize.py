@@ -156,7 +156,7 @@ def _note(text: str | None) -> Any:
         return None
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return text  # the importer validates notes; never fail a lookup over one
 
 
