@@ -29,7 +29,8 @@ PACKAGE_FIELDS = (
 BUILD_FIELDS = ("name", "epoch", "version", "release", "distro", "instance", "koji_build_id")
 # One ELF row with its package and build, as serialize.py reads it.
 MATCH_FIELDS = (
-    "build_id", "path", "elf_type", "machine", "debug", "package_note", "package_id",
+    "build_id", "path", "elf_type", "machine", "elf_class", "big_endian", "debug", "package_note",
+    "package_id",
     *(f"package__{f}" for f in PACKAGE_FIELDS),
     *(f"package__build__{f}" for f in BUILD_FIELDS),
 )
