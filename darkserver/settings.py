@@ -8,8 +8,8 @@ from darkcore import config
 
 BASE_DIR = os.path.dirname(os.path.abspath(__file__))
 
-# No sessions, users or admin: the service is anonymous and read-only, so a random key is fine
-# unless an operator pins one.
+# No sessions, users, admin or CSRF: the service is anonymous and read-only and signs nothing,
+# so this fixed, public key protects nothing and needs none; an operator may still set one.
 SECRET_KEY = os.environ.get("DARKSERVER_SECRET_KEY", "darkserver-has-no-secrets-to-sign")
 DEBUG = os.environ.get("DARKSERVER_DEBUG", "0") == "1"
 ALLOWED_HOSTS = os.environ.get("DARKSERVER_ALLOWED_HOSTS", "*").split(",")

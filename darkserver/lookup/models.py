@@ -69,7 +69,7 @@ class Package(models.Model):
         indexes = [models.Index(fields=["name"], name="package_name_idx")]
 
     def __str__(self) -> str:
-        return self.nvra
+        return str(self.nvra)
 
 
 class ElfFile(models.Model):

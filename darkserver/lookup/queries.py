@@ -79,7 +79,7 @@ Fetch = Callable[[int, dict[str, bytes]], Sequence[Sequence[Any]]]
 
 
 def lookup_alias() -> str:
-    return router.db_for_read(ElfFile) or DEFAULT_DB_ALIAS
+    return str(router.db_for_read(ElfFile) or DEFAULT_DB_ALIAS)
 
 
 def lookup_sql(alias: str, size: int, paramstyle: str = "pyformat") -> str:
