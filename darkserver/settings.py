@@ -47,6 +47,9 @@ DARKSERVER_MAX_BATCH = int(os.environ.get("DARKSERVER_MAX_BATCH", "10000"))
 # Serve GET /buildids/<ids>, GET /api/v1/buildid/<id> and POST /api/v1/buildids in a thin ASGI
 # layer in front of Django (lookup/fastpath_asgi.py); 0 sends every request through Django.
 DARKSERVER_FASTPATH = os.environ.get("DARKSERVER_FASTPATH", "1") != "0"
+# The service's public URL (https://darkserver.example), for the page's links and examples;
+# "": relative links. Never taken from the request's Host header.
+DARKSERVER_BASE_URL = config.setting("base_url", "")
 # Most rows one prefix or path lookup returns.
 DARKSERVER_MAX_MATCHES = int(os.environ.get("DARKSERVER_MAX_MATCHES", "1000"))
 
@@ -59,7 +62,9 @@ STATIC_URL = "/static/"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    # One bounded line per client error, never a traceback (darkserver/logbounds.py).
+    "filters": {"bounded": {"()": "darkserver.logbounds.BoundedClientErrors"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["bounded"]}},
     "root": {
         "handlers": ["console"],
         "level": os.environ.get("DARKSERVER_LOG_LEVEL", "WARNING").upper(),
