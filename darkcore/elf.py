@@ -257,16 +257,23 @@ _MACHINES = {
     43: "sparc64", 50: "ia64", 62: "x86_64", 83: "avr", 92: "openrisc", 94: "xtensa",
     164: "hexagon", 183: "aarch64", 243: "riscv", 247: "bpf", 258: "loongarch", 0x9026: "alpha",
 }
-# The same e_machine names a different architecture by class (and byte order for ppc64).
+# The same e_machine names a different architecture by class ...
 _BY_CLASS = {(8, 64): "mips64", (22, 64): "s390x", (62, 32): "x32", (243, 64): "riscv64",
              (243, 32): "riscv32", (258, 64): "loongarch64"}
+# ... and by byte order, as distributions spell them: (machine, class) when little-endian, when
+# big-endian. The usual order of each machine keeps its plain name.
+_LITTLE = {(21, 64): "ppc64le", (8, 32): "mipsel", (8, 64): "mips64el"}
+_BIG = {(183, 64): "aarch64_be", (40, 32): "armeb"}
 
 
 def machine_name(machine: int, elf_class: int = 0, big_endian: bool | None = None) -> str:
     """``x86_64``, ``aarch64``, ``i386``, ... ; the class and byte order refine it when known
-    (``s390x``, ``ppc64le``, ``riscv64``). Unknown machines read ``EM_<number>``."""
-    if machine == 21 and big_endian is False:
-        return "ppc64le"
+    (``s390`` / ``s390x``, ``ppc64`` / ``ppc64le``, ``riscv64``). Unknown machines read
+    ``EM_<number>``."""
+    if big_endian is not None:
+        by_order = (_BIG if big_endian else _LITTLE).get((machine, elf_class))
+        if by_order is not None:
+            return by_order
     return _BY_CLASS.get((machine, elf_class)) or _MACHINES.get(machine) or f"EM_{machine}"
 
 

@@ -143,6 +143,9 @@ FASTPATH = _define("FASTPATH", _bool, True,
 URL_TEMPLATES = _define("URL_TEMPLATES", _str, "[]",
                         "candidate download URLs the API lists (JSON list, docs/API.md; fields "
                         "in the README, URL templates)", WEB, ini=WEB_INI)
+BASE_URL = _define("BASE_URL", _str, "",
+                   "the service's public URL for the page's links and examples; empty: relative "
+                   "links (never taken from the request's Host header)", WEB, ini=WEB_INI)
 LOG_LEVEL = _define("LOG_LEVEL", _str, "warning", "log level of the web service and gunicorn",
                     WEB)
 
@@ -150,11 +153,21 @@ LOG_LEVEL = _define("LOG_LEVEL", _str, "warning", "log level of the web service 
 
 BIND = _define("BIND", _str, "127.0.0.1:8000", "address gunicorn listens on", GUNICORN)
 WORKERS = _define("WORKERS", _int, 0, "gunicorn worker processes; 0: one per CPU", GUNICORN)
-WORKER_CLASS = _define("WORKER_CLASS", _str, "uvicorn_worker.UvicornWorker",
-                       "gunicorn worker class; `gthread` with `darkserver.wsgi` for WSGI",
+WORKER_CLASS = _define("WORKER_CLASS", _str, "darkserver.httpedge.EdgeWorker",
+                       "gunicorn worker class: uvicorn's worker with the HTTP edge's bounds "
+                       "(darkserver/httpedge.py); `gthread` with `darkserver.wsgi` for WSGI",
                        GUNICORN)
 THREADS = _define("THREADS", _int, 2, "threads per worker of the `gthread` worker class",
                   GUNICORN)
+READ_TIMEOUT = _define("READ_TIMEOUT", _int, 30,
+                       "seconds a request may take to arrive whole (head and body); a client "
+                       "that stalls is answered 408 and cut off", GUNICORN)
+MAX_HEADER_BYTES = _define("MAX_HEADER_BYTES", _int, 64 * 1024,
+                           "largest request line + headers, bytes (431/414 past it)", GUNICORN,
+                           shown_default="64 KiB")
+METRICS_DIR = _define("METRICS_DIR", _str, "",
+                      "directory of prometheus_client's per-worker files, emptied at start; "
+                      "empty: a private one, removed at exit", GUNICORN)
 ACCESS_LOG = _define("ACCESS_LOG", _str, "", "gunicorn access log file (`-`: stdout); "
                      "empty: none", GUNICORN)
 

@@ -16,6 +16,7 @@ import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 # (source file, install path); the same source twice (or two sources that are one inode) is
 # packaged as a hard link.
@@ -167,6 +168,38 @@ def _compile_32bit(workdir: Path, src: Path) -> Path | None:
         except RuntimeError:
             return None
     return path
+
+
+# Other architectures: gcc here compiles for x86 only, so these are made by objcopy (which
+# writes any class and byte order, for machine EM_NONE) holding one build-id note, with
+# e_machine then set in the header. readelf reads them like any object of that machine.
+FOREIGN = {  # label -> (objcopy format, e_machine)
+    "ppc64": ("elf64-big", 21), "ppc64le": ("elf64-little", 21),
+    "s390": ("elf32-big", 22), "s390x": ("elf64-big", 22),
+}
+
+
+def foreign_elves(workdir: Path) -> list[SampleElf]:
+    """One relocatable object per FOREIGN architecture, installed as /usr/lib/foreign/<label>.o
+    (build-id from readelf -n, as for every sample)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    out = []
+    for index, (label, (fmt, machine)) in enumerate(FOREIGN.items()):
+        order: Literal["big", "little"] = "big" if "-big" in fmt else "little"
+        desc = bytes([0xA0 + index]) + bytes(range(1, 20))
+        note = b"".join((len(b"GNU\0").to_bytes(4, order), len(desc).to_bytes(4, order),
+                         (3).to_bytes(4, order), b"GNU\0", desc))
+        (workdir / f"{label}.note").write_bytes(note)
+        (workdir / f"{label}.payload").write_bytes(label.encode())
+        path = workdir / f"{label}.o"
+        run(["objcopy", "-I", "binary", "-O", fmt, "--add-section",
+             f".note.gnu.build-id={workdir / f'{label}.note'}", workdir / f"{label}.payload", path])
+        data = bytearray(path.read_bytes())
+        data[18:20] = machine.to_bytes(2, order)  # e_machine, right after e_type
+        path.write_bytes(bytes(data))
+        out.append(SampleElf(label, path, f"/usr/lib/foreign/{label}.o", readelf_build_id(path),
+                             "relocatable", 64 if "64" in fmt else 32))
+    return out
 
 
 def files_of(elves: Iterable[SampleElf], *labels: str) -> list[tuple[Path, str]]:

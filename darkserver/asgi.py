@@ -1,8 +1,9 @@
 """ASGI entry point, the default server setup: ``gunicorn -c conf/gunicorn.conf.py
-darkserver.asgi:application`` (gunicorn with uvicorn's worker).
+darkserver.asgi:application`` (gunicorn with uvicorn's worker, darkserver/httpedge.py).
 
-The hot lookups are answered by ``lookup.fastpath_asgi.AsgiFastPath`` in front of Django unless
-``DARKSERVER_FASTPATH=0``; everything else is Django's ASGI handler.
+Request bodies are bounded first (``lookup.bodylimit.BodyLimit``); the hot lookups are answered
+by ``lookup.fastpath_asgi.AsgiFastPath`` in front of Django unless ``DARKSERVER_FASTPATH=0``;
+everything else is Django's ASGI handler.
 """
 
 import os
@@ -19,6 +20,7 @@ for database in settings.DATABASES.values():
     database["CONN_MAX_AGE"] = 0
 
 # After Django is set up: the fast path imports the models.
+from darkserver.lookup.bodylimit import BodyLimit  # noqa: E402
 from darkserver.lookup.fastpath_asgi import AsgiFastPath  # noqa: E402
 
-application = AsgiFastPath(django_application, fast=settings.DARKSERVER_FASTPATH)
+application = BodyLimit(AsgiFastPath(django_application, fast=settings.DARKSERVER_FASTPATH))

@@ -45,9 +45,12 @@ USE_I18N = False
 DATA_UPLOAD_MAX_MEMORY_SIZE = registry.MAX_BODY.get()
 # Most build-ids one batch request may ask for.
 DARKSERVER_MAX_BATCH = registry.MAX_BATCH.get()
-# Serve GET /buildids/<ids>, GET /api/v1/buildid/<id> and POST /api/v1/buildids in a thin WSGI
-# layer in front of Django (lookup/fastpath.py); 0 sends every request through Django.
+# Serve GET /buildids/<ids>, GET /api/v1/buildid/<id> and POST /api/v1/buildids in a thin ASGI
+# layer in front of Django (lookup/fastpath_asgi.py); 0 sends every request through Django.
 DARKSERVER_FASTPATH = registry.FASTPATH.get()
+# The service's public URL (https://darkserver.example), for the page's links and examples;
+# "": relative links. Never taken from the request's Host header.
+DARKSERVER_BASE_URL = registry.BASE_URL.get()
 # Most rows one prefix or path lookup returns.
 DARKSERVER_MAX_MATCHES = registry.MAX_MATCHES.get()
 
@@ -60,7 +63,9 @@ STATIC_URL = "/static/"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    # One bounded line per client error, never a traceback (darkserver/logbounds.py).
+    "filters": {"bounded": {"()": "darkserver.logbounds.BoundedClientErrors"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["bounded"]}},
     "root": {
         "handlers": ["console"],
         "level": registry.LOG_LEVEL.get().upper(),

@@ -37,7 +37,8 @@ CREATE TABLE `lookup_package` (
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 
 -- build_id is the raw GNU build-id (4..64 bytes), path_key the first 16 bytes of
--- SHA-256(path): binary keys keep both indexes small at 10^8 rows.
+-- SHA-256(path): binary keys keep both indexes small at 10^8 rows. elf_class (32/64, 0 unknown)
+-- and big_endian (NULL unknown) are the ELF header's EI_CLASS and EI_DATA.
 CREATE TABLE `lookup_elffile` (
   `id` bigint AUTO_INCREMENT NOT NULL PRIMARY KEY,
   `build_id` varbinary(64) NOT NULL,
@@ -47,7 +48,9 @@ CREATE TABLE `lookup_elffile` (
   `machine` smallint UNSIGNED NOT NULL,
   `debug` bool NOT NULL,
   `package_note` longtext NULL,
-  `package_id` bigint NOT NULL
+  `package_id` bigint NOT NULL,
+  `elf_class` smallint UNSIGNED NOT NULL,
+  `big_endian` bool NULL
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 
 CREATE INDEX `package_name_idx` ON `lookup_package` (`name`);
@@ -68,4 +71,5 @@ CREATE TABLE IF NOT EXISTS `django_migrations` (
   `name` varchar(255) NOT NULL,
   `applied` datetime(6) NOT NULL
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
-INSERT INTO `django_migrations` (`app`, `name`, `applied`) VALUES ('lookup', '0001_initial', NOW(6));
+INSERT INTO `django_migrations` (`app`, `name`, `applied`) VALUES ('lookup', '0001_initial', NOW(6)),
+  ('lookup', '0002_elf_class_byteorder', NOW(6));

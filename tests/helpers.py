@@ -35,15 +35,18 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def gunicorn(env: dict[str, str], app: str = "darkserver.asgi:application",
-             workers: int = 1) -> Iterator[str]:
+             workers: int = 1, args: tuple[str, ...] = (),
+             log: Path | None = None) -> Iterator[str]:
     """The real web service under gunicorn on a free port, as conf/gunicorn.conf.py runs it
     (uvicorn's worker); yields its base URL. ``app="darkserver.wsgi"`` with
-    ``DARKSERVER_WORKER_CLASS=gthread`` in ``env`` runs the WSGI setup instead."""
+    ``DARKSERVER_WORKER_CLASS=gthread`` in ``env`` runs the WSGI setup instead. ``args``: more
+    gunicorn options; ``log``: a file that gets the server's output."""
     port = free_port()
+    output = open(log, "w") if log is not None else subprocess.PIPE  # noqa: SIM115
     proc = subprocess.Popen(
         [str(BIN / "gunicorn"), "-c", "conf/gunicorn.conf.py", "--workers", str(workers),
-         "--bind", f"127.0.0.1:{port}", app],
-        env=os.environ | env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+         "--bind", f"127.0.0.1:{port}", *args, app],
+        env=os.environ | env, stdout=output, stderr=subprocess.STDOUT, text=True,
         cwd=Path(__file__).resolve().parent.parent,
     )
     base = f"http://127.0.0.1:{port}"
@@ -54,13 +57,15 @@ def gunicorn(env: dict[str, str], app: str = "darkserver.asgi:application",
                 break
             except (urllib.error.URLError, ConnectionError):
                 if proc.poll() is not None:
-                    output = proc.stdout.read() if proc.stdout else ""
-                    raise AssertionError("gunicorn exited:\n" + output) from None
+                    said = proc.stdout.read() if proc.stdout else log.read_text() if log else ""
+                    raise AssertionError("gunicorn exited:\n" + said) from None
                 time.sleep(0.1)
         yield base
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+        if log is not None:
+            output.close()  # type: ignore[union-attr]
 
 
 def get_json(url: str, data: Any = None) -> tuple[int, Any]:

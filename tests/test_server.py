@@ -26,9 +26,7 @@ def served(sample_set: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     env = {"DARKSERVER_DATABASE_URL": f"sqlite:///{work / 'web.sqlite3'}"}
     run_cmd([str(BIN / "darkserver"), "migrate", "--noinput"], env=env)
     run_cmd([str(BIN / "darkserver-import"), "--jobs", "2", str(sample_set.directory)], env=env)
-    metrics_dir = work / "metrics"
-    metrics_dir.mkdir()
-    with gunicorn(env | {"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}, workers=2) as base:
+    with gunicorn(env, workers=2) as base:  # metrics: conf/gunicorn.conf.py's own directory
         yield base
 
 

@@ -14,10 +14,12 @@ rpmbuild leaves two kinds of evidence in the header's file list:
   (rpm links only executable files: a 0644 shared library has none).
 
 Rows are only produced when the header accounts for *every* ELF file in the package: each one
-needs a build-id (link or class), a known ELF type and a known machine. Otherwise — no FILECLASS
+needs a build-id (link or class), a known ELF type, class, byte order and machine (libmagic
+prints the header's EI_CLASS and EI_DATA: ``ELF 64-bit MSB``). Otherwise — no FILECLASS
 (old rpm), an ELF file whose class shows no build-id, a machine name we do not map — the answer
 is ``None`` and the caller scans the payload. That keeps the rows identical to a payload scan:
-same paths, build-ids, elf_type, machine and debug flag. What the header cannot give:
+same paths, build-ids, elf_type, machine, class, byte order and debug flag. What the header
+cannot give:
 
 * ``package_note`` (the FDO ``.note.package`` JSON inside the ELF file) stays NULL;
 * the package's sha256 stays empty (Koji records the SIGMD5, which we keep as sigmd5).
@@ -152,9 +154,10 @@ def rows_from_header(header: Mapping[str, Any]) -> HeaderRows | None:
         build_id = link_ids.get(f.path) or _class_build_id(f.fclass)
         kind = _elf_type(f.fclass)
         machine = _machine(f.fclass)
-        if build_id is None or kind is None or machine is None:
+        layout = _class_and_order(f.fclass)
+        if build_id is None or kind is None or machine is None or layout is None:
             return None
-        elves.append(ElfRecord(build_id, f.path, kind, machine, is_debug_path(f.path)))
+        elves.append(ElfRecord(build_id, f.path, kind, machine, *layout, is_debug_path(f.path)))
     elves.sort(key=lambda e: e.path)
     links = sum(1 for f in by_path.values() if _LINK.match(f.path) and stat.S_ISLNK(f.mode))
     return HeaderRows(elves, len(groups), links)
@@ -214,6 +217,15 @@ def _elf_type(fclass: str) -> int | None:
         if order in first:
             return _ELF_TYPES.get(first.split(order, 1)[1].strip())
     return None
+
+
+def _class_and_order(fclass: str) -> tuple[int, bool] | None:
+    """(class, big-endian) from libmagic's ``ELF 64-bit MSB ...``: it prints the header's
+    EI_CLASS and EI_DATA, so these are the file's own, not guessed from the rpm's arch."""
+    words = fclass.split(", ", 1)[0].split()
+    if len(words) < 3 or words[1] not in ("32-bit", "64-bit") or words[2] not in ("LSB", "MSB"):
+        return None
+    return int(words[1][:2]), words[2] == "MSB"
 
 
 def _machine(fclass: str) -> int | None:

@@ -17,6 +17,8 @@ class ElfRecord:
     path: str  # absolute, normalised install path, e.g. /usr/lib64/libapr-1.so.0.4.5
     elf_type: int
     machine: int
+    elf_class: int  # 32 or 64 (EI_CLASS)
+    big_endian: bool  # EI_DATA: with the machine it names the architecture (ppc64 / ppc64le)
     debug: bool  # a separate debug file (/usr/lib/debug/..., .dwz)
     package_note: str | None = None
 

@@ -165,8 +165,9 @@ class _Collector:
     def _record(self, path: str, info: ElfInfo) -> None:
         self.infos[path] = info
         if info.build_id is not None:
-            self.records[path] = ElfRecord(info.build_id, path, info.elf_type, info.machine,
-                                           path.startswith(DEBUG_PREFIX), info.package_note)
+            self.records[path] = ElfRecord(
+                info.build_id, path, info.elf_type, info.machine, info.elf_class,
+                info.big_endian, path.startswith(DEBUG_PREFIX), info.package_note)
 
 
 class _Parse(Protocol):

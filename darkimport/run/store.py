@@ -70,6 +70,8 @@ def store_scan(scan: PackageScan, provenance: Provenance | None = None) -> Store
                             path_key=path_key(rec.path),
                             elf_type=rec.elf_type,
                             machine=rec.machine,
+                            elf_class=rec.elf_class,
+                            big_endian=rec.big_endian,
                             debug=rec.debug,
                             package_note=rec.package_note,
                         )

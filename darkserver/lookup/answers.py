@@ -1,8 +1,9 @@
 """The three hot lookups, from validated input to (status, document, extra headers).
 
 Both the Django views (views_compat.buildids, views_api.buildid, views_api.batch) and the fast
-path in front of Django (fastpath.py) answer through these functions, so the two can only differ
-in how the request reaches them. Each counts its lookup metrics.
+path in front of Django (fastpath_asgi.py, routing from hotroutes.py) answer through these
+functions, so the two can only differ in how the request reaches them. Each counts its lookup
+metrics.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ def batch_ids(body: bytes) -> list[str]:
         doc = json.loads(body)
     except ValueError as exc:  # includes bytes that are not UTF-8
         raise ApiError(f"request body is not JSON ({exc}); {BATCH_SHAPE}") from exc
+    except RecursionError as exc:  # arrays or objects nested some 1,000 deep
+        raise ApiError(f"request body is nested too deeply; {BATCH_SHAPE}") from exc
     ids = doc.get("buildids") if isinstance(doc, dict) else None
     if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
         raise ApiError(BATCH_SHAPE)
@@ -80,7 +83,7 @@ def batch(ids: list[str], fetch: queries.Fetch | None = None) -> Answer:
 
 
 def response(result: Answer) -> HttpResponse:
-    """The Django response of an answer; fastpath.py sends the same status, headers and bytes."""
+    """The Django response of an answer; the fast path sends the same status, headers, bytes."""
     status, doc, headers = result
     out = json_response(doc, status=status)
     for name, value in headers:

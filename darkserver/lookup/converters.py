@@ -1,23 +1,36 @@
 """URL path converters: identifiers are normalised before a view sees them.
 
 Each converter matches a broad path segment and validates it itself, so that a malformed value
-gets a JSON 400 naming the problem (``BadBuildId`` reaches ``errors.bad_request``) rather than a
-silent 404 for a route that did not match. Views receive canonical values and never re-check.
+gets a JSON 400 naming the problem rather than a silent 404 for a route that did not match. A
+malformed value is not raised while the URL is resolved: the converter hands the view an
+:class:`Invalid` holding the error, and the view decorator (``errors.api``) answers it after the
+method check, so a wrong method is a 405 whatever the id. Views receive canonical values and
+never re-check.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from typing import TypeVar
 
-from darkserver.lookup.errors import ApiError, BadBuildId
+from darkserver.lookup.errors import ApiError, BadBuildId, Invalid
 
 MIN_DIGITS = 8  # 4 bytes: the shortest build-id a linker writes is 8 bytes; keep some slack
 MAX_DIGITS = 128  # 64 bytes: models.MAX_BUILD_ID_BYTES
 MIN_PREFIX_DIGITS = 16  # Breakpad-style tools keep the first 16 bytes; 8 would match too much
+T = TypeVar("T")
 PREFIX_RULE = f"a build-id prefix must be {MIN_PREFIX_DIGITS} to {MAX_DIGITS} hex digits"
 
 _BUILD_ID = re.compile(f"(?:[0-9a-fA-F]{{2}}){{{MIN_DIGITS // 2},{MAX_DIGITS // 2}}}")
 _PREFIX = re.compile(f"[0-9a-fA-F]{{{MIN_PREFIX_DIGITS},{MAX_DIGITS}}}")
+
+
+def _checked(normalize: Callable[[str], T], value: str) -> T | Invalid:
+    try:
+        return normalize(value)
+    except ApiError as exc:
+        return Invalid(exc)
 
 
 def normalize_build_id(value: str) -> str:
@@ -43,8 +56,8 @@ class BuildIdConverter:
 
     regex = "[^/]+"
 
-    def to_python(self, value: str) -> str:
-        return normalize_build_id(value)
+    def to_python(self, value: str) -> str | Invalid:
+        return _checked(normalize_build_id, value)
 
     def to_url(self, value: str) -> str:
         return value
@@ -55,8 +68,8 @@ class BuildIdListConverter:
 
     regex = "[^/]+"
 
-    def to_python(self, value: str) -> list[str]:
-        return normalize_build_id_list(value)
+    def to_python(self, value: str) -> list[str] | Invalid:
+        return _checked(normalize_build_id_list, value)
 
     def to_url(self, value: list[str] | str) -> str:
         return value if isinstance(value, str) else ",".join(value)
@@ -67,8 +80,8 @@ class PrefixConverter:
 
     regex = "[^/]+"
 
-    def to_python(self, value: str) -> str:
-        return normalize_prefix(value)
+    def to_python(self, value: str) -> str | Invalid:
+        return _checked(normalize_prefix, value)
 
     def to_url(self, value: str) -> str:
         return value
@@ -80,17 +93,22 @@ class NvraConverter:
 
     regex = "[^/]+"
 
-    def to_python(self, value: str) -> str:
-        for suffix in (".rpm", ".deb"):
-            if value.endswith(suffix):
-                value = value[: -len(suffix)]
-                break
-        if not value:
-            raise ApiError("empty package name", nvra=value)
-        return value
+    def to_python(self, value: str) -> str | Invalid:
+        return _checked(normalize_nvra, value)
 
     def to_url(self, value: str) -> str:
         return value
+
+
+def normalize_nvra(value: str) -> str:
+    """A package's N-V-R.A (or deb name_version_arch) without its file suffix."""
+    for suffix in (".rpm", ".deb"):
+        if value.endswith(suffix):
+            value = value[: -len(suffix)]
+            break
+    if not value:
+        raise ApiError("empty package name", nvra=value)
+    return value
 
 
 CONVERTERS = {

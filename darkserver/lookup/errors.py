@@ -1,24 +1,30 @@
 """Every error is a JSON document ``{"error": <message>, "status": N, ...}``, never HTML.
 
-Views and URL converters raise :class:`ApiError`; the handlers below (wired in
-``darkserver/urls.py``) and the :func:`api` view decorator turn it into a response.
-An ``ApiError`` is also a Django ``BadRequest`` so that one raised while a URL is being resolved
-(a converter rejecting a malformed build-id) reaches ``handler400`` instead of becoming a 500.
+Views raise :class:`ApiError`; URL converters hand the view an :class:`Invalid` holding one
+(so that the method is checked first). The :func:`api` view decorator and the handlers below
+(wired in ``darkserver/urls.py``) turn them into responses; a database that fails twice is a
+503 there, never a 500. An ``ApiError`` is also a Django ``BadRequest``, so that one raised
+outside a view still reaches ``handler400``.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import BadRequest, RequestDataTooBig
+from django.db import DatabaseError, connections
 from django.http import HttpRequest, HttpResponse
 
 from darkserver.lookup.jsonout import json_response
 
 BUILD_ID_RULE = "build-id must be 8 to 128 hex digits, even length"
+RETRY_AFTER = 1  # seconds a client should wait after a 503
+
+log = logging.getLogger(__name__)
 
 
 # A client that retries on errors should not cache them either.
@@ -59,9 +65,34 @@ class BadBuildId(ApiError):
         super().__init__(f"malformed build-id {value!r}: {rule}", buildid=value, **extra)
 
 
+class Invalid:
+    """A path segment its converter rejected, and the error that says why."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: ApiError) -> None:
+        self.error = error
+
+    def __repr__(self) -> str:
+        return f"Invalid({self.error.message!r})"
+
+
+def _drop_broken_connections() -> bool:
+    """Close the connections a database error left unusable, so the next query opens a new
+    one; False when one cannot be closed (inside a transaction: the tests' own)."""
+    retry = True
+    for conn in connections.all(initialized_only=True):
+        if conn.in_atomic_block:
+            retry = False
+        elif conn.connection is not None and not conn.is_usable():
+            conn.close()
+    return retry
+
+
 def api(*methods: str) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
     """Allow only ``methods`` (GET brings HEAD, answered like GET) with a JSON 405 and ``Allow``
-    otherwise, and turn the view's ``ApiError`` and an oversized body into JSON responses."""
+    otherwise; then answer a path value its converter rejected (converters.Invalid) with its
+    400, and turn the view's ``ApiError`` and an oversized body into JSON responses."""
     allowed = set(methods) | ({"HEAD"} if "GET" in methods else set())
     allow = ", ".join(sorted(allowed))
 
@@ -75,8 +106,26 @@ def api(*methods: str) -> Callable[[Callable[..., HttpResponse]], Callable[..., 
                 )
                 response["Allow"] = allow
                 return response
+            for value in kwargs.values():
+                if isinstance(value, Invalid):  # a path segment its converter rejected
+                    return value.error.response()
             try:
-                return view(request, *args, **kwargs)
+                try:
+                    return view(request, *args, **kwargs)
+                except DatabaseError as exc:
+                    # Every view only reads: after a connection the server dropped (a restart,
+                    # a kill, wait_timeout), one more try on a new connection loses nothing.
+                    if not _drop_broken_connections():
+                        raise
+                    log.warning("database error (%s); trying %s once more", exc, request.path)
+                    return view(request, *args, **kwargs)
+            except DatabaseError as exc:
+                log.warning("database unavailable (%s): 503 for %s %s", exc, request.method,
+                            request.path)
+                response = error_response(
+                    503, "database unavailable; try again shortly", retry_after=RETRY_AFTER)
+                response["Retry-After"] = str(RETRY_AFTER)
+                return response
             except ApiError as exc:
                 return exc.response()
             except RequestDataTooBig:

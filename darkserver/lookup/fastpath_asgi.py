@@ -1,11 +1,19 @@
 """The hot lookups served in front of Django's ASGI handler (the default server setup).
 
-The same three routes as the WSGI fast path (fastpath.py: same routing, same answer functions,
-same bytes), on an event loop under gunicorn's uvicorn worker. Its HTTP layer (httptools, uvloop)
-costs a fraction of gunicorn's own threaded one, which was the larger part of a lookup's time
-(docs/BENCHMARKS.md). Single lookups run on the loop and batches on a thread of the worker's,
-each over a connection of its own (loopdb.py); everything else, and anything that fails here,
-goes to Django unchanged.
+Three routes carry nearly all of the traffic (hotroutes.py: ``GET/HEAD /buildids/<ids>``,
+``GET/HEAD /api/v1/buildid/<id>``, ``POST /api/v1/buildids``), and for them Django's own
+machinery (``HttpRequest``, URL resolving, middleware, ``HttpResponse``, a thread hop per
+request) costs more than the database query does. This layer routes them from the same table
+as Django's URLconf, answers through the functions the Django views call (answers.py: same
+queries, same serializer, same JSON encoder) and sends the same status, headers and bytes
+(tests/darkserver/test_fastpath_asgi.py compares the two). It counts the same metrics.
+
+It runs on the event loop of gunicorn's uvicorn worker, whose HTTP layer (httptools, uvloop)
+costs a fraction of gunicorn's own threaded one (docs/BENCHMARKS.md). Single lookups run on the
+loop and batches on a thread of the worker's, each over a connection of its own (loopdb.py).
+Everything else — another route or method, a malformed id, a batch body that is missing,
+chunked, oversized, not JSON or of the wrong shape, a lookup that fails here — goes to Django
+unchanged, so every error is made in one place.
 
 It also answers the ASGI lifespan protocol (Django's handler does not), opening the worker's
 connections at startup.
@@ -21,7 +29,9 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from darkserver.lookup import fastpath, metrics
+from django.conf import settings
+
+from darkserver.lookup import hotroutes, metrics
 from darkserver.lookup.answers import Answer
 from darkserver.lookup.jsonout import CONTENT_TYPE, dumps
 from darkserver.lookup.loopdb import LoopConnection
@@ -42,6 +52,19 @@ def _header(scope: Scope, name: bytes) -> str | None:
         if key.lower() == name:
             return str(value.decode("latin-1"))
     return None
+
+
+def body_length(content_length: str | None) -> int | None:
+    """The length of a batch body that Django would read without complaint, or None (no or a
+    bad Content-Length, or over DATA_UPLOAD_MAX_MEMORY_SIZE: Django answers those)."""
+    try:
+        length = int(content_length or "")
+    except ValueError:
+        return None
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    if length <= 0 or (limit is not None and length > limit):
+        return None
+    return length
 
 
 async def _read_body(receive: Receive, length: int) -> tuple[bytes | None, Receive]:
@@ -107,14 +130,14 @@ class AsgiFastPath:
         started = time.perf_counter()
         method, path = scope["method"], scope["path"]
         body = None
-        if fastpath.wants_body(method, path):
-            length = fastpath.body_length(_header(scope, b"content-length"))
+        if hotroutes.wants_body(method, path):
+            length = body_length(_header(scope, b"content-length"))
             if length is None:
                 return receive
             body, receive = await _read_body(receive, length)
         threaded = body is not None
         db = self.batch_db if threaded else self.db
-        found = fastpath.route(method, path, body, db.fetch)
+        found = hotroutes.route(method, path, body, db.fetch)
         if found is None or not await db.ensure():
             return receive
         name, compute = found

@@ -16,7 +16,8 @@ class ShortBinaryField(models.BinaryField):
     def db_type(self, connection: Any) -> str | None:
         if connection.vendor == "mysql":
             return f"varbinary({self.max_length})"
-        return super().db_type(connection)
+        own: str | None = super().db_type(connection)
+        return own
 
     def from_db_value(self, value: Any, expression: Any, connection: Any) -> bytes | None:
         return None if value is None else bytes(value)

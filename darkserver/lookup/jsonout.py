@@ -1,5 +1,5 @@
-"""JSON response bodies: one encoder for every response, so the fast path (fastpath.py) and the
-Django views give byte-identical answers.
+"""JSON response bodies: one encoder for every response, so the fast path (fastpath_asgi.py)
+and the Django views give byte-identical answers.
 
 orjson, not ``json``: it encodes a batch answer of 1,000 ids (~440 kB) in ~1 ms against ~6 ms,
 and a single lookup in ~1 µs against ~19 µs (measured in-process on 2 loaded cores). The

@@ -66,7 +66,7 @@ class LoopConnection:
             return False
         return True
 
-    def _open(self) -> tuple[Any, dict[str, str]]:
+    def _open(self) -> tuple[Any, dict[int, str]]:
         alias = queries.lookup_alias()
         settings_dict = connections.settings[alias] | self.overrides
         db = load_backend(settings_dict["ENGINE"]).DatabaseWrapper(settings_dict, alias)

@@ -24,8 +24,8 @@ class MetricsMiddleware:
         started = time.perf_counter()
         response = self.get_response(request)
         if not response.streaming and "Content-Length" not in response:
-            response["Content-Length"] = str(len(response.content))  # type: ignore[attr-defined]
-        # No match: an unknown route (404) or a converter rejecting its segment (400).
+            response["Content-Length"] = str(len(response.content))
+        # No match: an unknown route (404). A malformed id resolves to its route (converters.py).
         match = request.resolver_match
         route = match.url_name if match is not None and match.url_name else "unresolved"
         method = request.method if request.method in _METHODS else "other"

@@ -69,7 +69,7 @@ class Package(models.Model):
         indexes = [models.Index(fields=["name"], name="package_name_idx")]
 
     def __str__(self) -> str:
-        return self.nvra
+        return str(self.nvra)
 
 
 class ElfFile(models.Model):
@@ -81,6 +81,10 @@ class ElfFile(models.Model):
     path_key = ShortBinaryField(max_length=16)
     elf_type = models.PositiveSmallIntegerField()
     machine = models.PositiveSmallIntegerField()
+    # EI_CLASS and EI_DATA: with e_machine they name the architecture (ppc64 against ppc64le,
+    # s390 against s390x). 0 / NULL: a row imported before they were stored.
+    elf_class = models.PositiveSmallIntegerField(default=0, help_text="32 or 64; 0 if unknown")
+    big_endian = models.BooleanField(null=True, help_text="byte order; NULL if unknown")
     debug = models.BooleanField(default=False)
     package_note = models.TextField(null=True, blank=True, help_text="FDO .note.package JSON")
 

@@ -29,7 +29,8 @@ PACKAGE_FIELDS = (
 BUILD_FIELDS = ("name", "epoch", "version", "release", "distro", "instance", "koji_build_id")
 # One ELF row with its package and build, as serialize.py reads it.
 MATCH_FIELDS = (
-    "build_id", "path", "elf_type", "machine", "debug", "package_note", "package_id",
+    "build_id", "path", "elf_type", "machine", "elf_class", "big_endian", "debug", "package_note",
+    "package_id",
     *(f"package__{f}" for f in PACKAGE_FIELDS),
     *(f"package__build__{f}" for f in BUILD_FIELDS),
 )
@@ -78,7 +79,7 @@ Fetch = Callable[[int, dict[str, bytes]], Sequence[Sequence[Any]]]
 
 
 def lookup_alias() -> str:
-    return router.db_for_read(ElfFile) or DEFAULT_DB_ALIAS
+    return str(router.db_for_read(ElfFile) or DEFAULT_DB_ALIAS)
 
 
 def lookup_sql(alias: str, size: int, paramstyle: str = "pyformat") -> str:
@@ -239,8 +240,8 @@ def readiness() -> tuple[bool, dict[str, str]]:
             cursor.fetchone()
         executor = MigrationExecutor(connection)
         plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
-    except DatabaseError:
-        log.exception("readiness: database check failed")
+    except DatabaseError as exc:  # a probe asks every few seconds: one line, no traceback
+        log.warning("readiness: database check failed: %s", exc)
         parts.update(database="unreachable", migrations="unknown")
         return False, parts
     if plan:

@@ -128,8 +128,16 @@ def _note(text: str | None) -> Any:
         return None
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return text  # the importer validates notes; never fail a lookup over one
+
+
+_BYTE_ORDER = {True: "big", False: "little", None: None}
+
+
+def _big(value: Any) -> bool | None:
+    # A raw cursor gives 0/1 (SQLite, MySQL) where the ORM gives a bool.
+    return None if value is None else bool(value)
 
 
 class Matches:
@@ -153,7 +161,9 @@ class Matches:
             "buildid": row["build_id"].hex(),
             "path": row["path"],
             "elf_type": elf_type_name(row["elf_type"]),
-            "machine": machine_name(row["machine"]),
+            "machine": machine_name(row["machine"], row["elf_class"], _big(row["big_endian"])),
+            "elf_class": row["elf_class"] or None,  # 0: imported before it was stored
+            "byte_order": _BYTE_ORDER[_big(row["big_endian"])],
             "debug": bool(row["debug"]),
             "package_note": _note(row["package_note"]),
             "package": package,

@@ -1,24 +1,21 @@
 """Every route. The compatibility URLs are a fixed contract; /api/v1/ is what openapi.json
-documents (a test keeps the two equal). Route names label the metrics."""
+documents (a test keeps the two equal). Route names label the metrics.
 
-from django.urls import path, register_converter
+The three hot lookups come first, from the table the fast path routes from too (hotroutes.py).
+"""
 
-from darkserver.lookup import views_api, views_compat, views_page
-from darkserver.lookup.converters import CONVERTERS
+from django.urls import path
 
-for _name, _converter in CONVERTERS.items():
-    register_converter(_converter, _name)
+from darkserver.lookup import hotroutes, views_api, views_compat, views_page
 
 urlpatterns = [
+    *hotroutes.urlpatterns,  # compat-buildids, api-buildid, api-buildids
     path("", views_page.index, name="index"),
     # The original service.
-    path("buildids/<buildids:buildids>", views_compat.buildids, name="compat-buildids"),
     path("rpm2buildids/<nvra:nvra>", views_compat.rpm2buildids, name="compat-rpm2buildids"),
     path("package/<nvra:nvra>", views_compat.package, name="compat-package"),
     path("serverversion", views_compat.serverversion, name="compat-serverversion"),
     # /api/v1/
-    path("api/v1/buildid/<buildid:buildid>", views_api.buildid, name="api-buildid"),
-    path("api/v1/buildids", views_api.batch, name="api-buildids"),
     path("api/v1/prefix/<buildidprefix:prefix>", views_api.prefix, name="api-prefix"),
     path("api/v1/rpm/<nvra:nvra>", views_api.rpm, name="api-rpm"),
     path("api/v1/package/<str:name>", views_api.package, name="api-package"),

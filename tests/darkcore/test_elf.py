@@ -378,6 +378,10 @@ def test_machine_and_type_names() -> None:
     assert [machine_name(m) for m in (62, 183, 3, 40, 21, 22, 243)] == [
         "x86_64", "aarch64", "i386", "arm", "ppc64", "s390", "riscv"]
     assert machine_name(22, 64) == "s390x" and machine_name(21, 64, False) == "ppc64le"
+    assert [machine_name(21, 64, True), machine_name(22, 32, True), machine_name(22, 64, True),
+            machine_name(8, 32, False), machine_name(8, 64, True), machine_name(62, 64, False),
+            machine_name(183, 64, True)] == [
+        "ppc64", "s390", "s390x", "mipsel", "mips64", "x86_64", "aarch64_be"]
     assert machine_name(243, 64) == "riscv64" and machine_name(62, 32) == "x32"
     assert machine_name(9999) == "EM_9999"
     assert [elf_type_name(t) for t in (1, 2, 3, 4, 0, 0xFE00)] == [

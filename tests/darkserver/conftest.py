@@ -53,7 +53,8 @@ def make_package(build: Build | None = None, **fields: Any) -> Package:
 def make_elf(package: Package, build_id: str, path: str, **fields: Any) -> ElfFile:
     values: dict[str, Any] = {
         "package": package, "build_id": bytes.fromhex(build_id), "path": path,
-        "path_key": path_key(path), "elf_type": 3, "machine": 62,
+        "path_key": path_key(path), "elf_type": 3, "machine": 62, "elf_class": 64,
+        "big_endian": False,
         "debug": path.startswith("/usr/lib/debug/"),
     }
     return ElfFile.objects.create(**(values | fields))
@@ -105,6 +106,8 @@ def apr_match(debuginfo: bool = False) -> dict[str, Any]:
         "path": APR_DEBUG_PATH if debuginfo else APR_PATH,
         "elf_type": "DYN",
         "machine": "x86_64",
+        "elf_class": 64,
+        "byte_order": "little",
         "debug": debuginfo,
         "package_note": None,
         "package": {

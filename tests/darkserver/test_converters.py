@@ -9,9 +9,10 @@ from darkserver.lookup.converters import (
     BuildIdListConverter,
     NvraConverter,
     normalize_build_id,
+    normalize_build_id_list,
     normalize_prefix,
 )
-from darkserver.lookup.errors import BadBuildId
+from darkserver.lookup.errors import BadBuildId, Invalid
 
 
 @pytest.mark.parametrize(
@@ -43,7 +44,11 @@ def test_list_converter_normalises_and_deduplicates():
 @pytest.mark.parametrize("bad", ["aabbccdd,", ",aabbccdd", "aabbccdd,,11223344"])
 def test_list_converter_rejects_empty_members(bad):
     with pytest.raises(BadBuildId):
-        BuildIdListConverter().to_python(bad)
+        normalize_build_id_list(bad)
+    # While a URL is resolved the converter raises nothing: the view answers after its method
+    # check (a wrong method is a 405 whatever the id).
+    rejected = BuildIdListConverter().to_python(bad)
+    assert isinstance(rejected, Invalid) and isinstance(rejected.error, BadBuildId)
 
 
 def test_prefix_accepts_odd_lengths():

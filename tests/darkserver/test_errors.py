@@ -148,6 +148,11 @@ def test_unknown_route_is_a_json_404(client, db, path):
         ("get", reverse("api-buildids"), "POST"),
         ("head", reverse("api-buildids"), "POST"),
         ("options", reverse("metrics"), "GET, HEAD"),
+        # The method is checked before the id: a wrong one is a 405 whatever the id.
+        ("post", "/api/v1/buildid/zz", "GET, HEAD"),
+        ("delete", "/buildids/zz,", "GET, HEAD"),
+        ("put", "/api/v1/prefix/x", "GET, HEAD"),
+        ("post", "/rpm2buildids/.rpm", "GET, HEAD"),
     ],
 )
 def test_wrong_method_is_a_json_405_with_allow(client, db, method, url, allow):
@@ -189,8 +194,11 @@ def test_head_agrees_with_get(client, apr, name, args):
     got, head = client.get(url), client.head(url)
     assert head.status_code == got.status_code
     assert head.content == b""
-    # /metrics counts the GET itself, so its length differs by a digit or two.
+    # /metrics counts the GET itself, so its length differs by a digit or two; the page's
+    # Content-Security-Policy carries a fresh nonce each time.
     skip = {"Date", "Content-Length"} if name == "metrics" else {"Date"}
+    if name == "index":
+        skip.add("Content-Security-Policy")
     assert {k: v for k, v in head.headers.items() if k not in skip} == {
         k: v for k, v in got.headers.items() if k not in skip
     }
@@ -209,3 +217,35 @@ def test_server_error_is_json_without_a_traceback(db, monkeypatch):
         "status": 500,
     }
     assert b"secret" not in response.content
+
+
+def test_a_database_error_is_tried_once_more_then_a_json_503(transactional_db, monkeypatch,
+                                                               caplog):
+    from django.db import OperationalError
+
+    calls = []
+
+    def broken(*args, **kwargs):
+        calls.append(args)
+        raise OperationalError(2013, "Lost connection to server during query")
+
+    monkeypatch.setattr(queries, "by_path", broken)
+    response = Client().get("/api/v1/path?path=/usr/bin/x")
+    assert len(calls) == 2  # one more try, on a new connection
+    assert (response.status_code, response["Retry-After"]) == (503, "1")
+    assert response.json() == {"error": "database unavailable; try again shortly",
+                               "status": 503, "retry_after": 1}
+    assert "Traceback" not in caplog.text
+
+    real = queries.stats
+    calls.clear()
+
+    def flaky(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == 1:
+            raise OperationalError(2006, "server has gone away")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(queries, "stats", flaky)
+    response = Client().get("/api/v1/stats")
+    assert (response.status_code, len(calls)) == (200, 2)

@@ -1,5 +1,6 @@
 """The ASGI fast path (lookup/fastpath_asgi.py, the default server setup) answers exactly what
-Django's ASGI handler answers, over its own connection (lookup/loopdb.py).
+Django's ASGI handler answers, over its own connection (lookup/loopdb.py), routing from the
+table Django's URLconf holds too (lookup/hotroutes.py).
 
 Every request goes through the ASGI interface both to Django's handler alone and to the fast
 path wrapped around it; status, headers and body must be equal, and a spy on the wrapped handler
@@ -17,15 +18,70 @@ from typing import Any
 
 import pytest
 from django.core.asgi import get_asgi_application
-from django.db import connections
+from django.db import DatabaseError, connections
+from django.urls import get_resolver, resolve
+from prometheus_client.parser import text_string_to_metric_families
 
-from darkserver.lookup import loopdb
+from darkserver.lookup import hotroutes, loopdb, metrics, queries
 from darkserver.lookup.fastpath_asgi import AsgiFastPath
 from darkserver.lookup.loopdb import LoopConnection
-from tests.darkserver.conftest import APR_ID, APR_PATH, make_apr
-from tests.darkserver.test_fastpath import MISSING, PASSED_ON, SERVED, batch_body
+from tests.darkserver.conftest import APR_ID, APR_PATH, make_apr, make_elf, make_package
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+MISSING = "ab" * 20
+
+
+def batch_body(ids: list[Any]) -> bytes:
+    return json.dumps({"buildids": ids}).encode()
+
+
+SERVED = [
+    ("GET", f"/api/v1/buildid/{APR_ID}"),
+    ("GET", f"/api/v1/buildid/{APR_ID.upper()}"),
+    ("HEAD", f"/api/v1/buildid/{APR_ID}"),
+    ("GET", f"/api/v1/buildid/{MISSING}"),
+    ("HEAD", f"/api/v1/buildid/{MISSING}"),
+    ("GET", f"/buildids/{APR_ID}"),
+    ("GET", f"/buildids/{APR_ID.upper()},{MISSING},{APR_ID}"),
+    ("GET", f"/buildids/{MISSING}"),
+    ("HEAD", f"/buildids/{APR_ID}"),
+]
+
+
+def _many(n: int) -> bytes:
+    return batch_body([f"{i:040x}" for i in range(n)])
+
+
+PASSED_ON: list[tuple[str, str, bytes | None, dict[str, str]]] = [
+    ("GET", "/api/v1/buildid/xyz", None, {}),  # malformed
+    ("GET", "/api/v1/buildid/abc", None, {}),  # odd length, too short
+    ("GET", f"/api/v1/buildid/{'ab' * 65}", None, {}),  # too long
+    ("GET", f"/api/v1/buildid/{APR_ID}/", None, {}),  # unknown route
+    ("GET", "/api/v1/buildid/", None, {}),
+    ("GET", f"/buildids/{APR_ID},nothex", None, {}),
+    ("GET", f"/buildids/{APR_ID},", None, {}),
+    ("GET", "/buildids/", None, {}),
+    ("GET", "/api/v1/buildid/caf\u00e9caf\u00e9", None, {}),
+    ("POST", f"/api/v1/buildid/{APR_ID}", b"{}", {}),  # wrong method
+    ("POST", "/api/v1/buildid/zz", b"{}", {}),  # wrong method and a malformed id: 405
+    ("DELETE", f"/buildids/{APR_ID}", None, {}),
+    ("OPTIONS", f"/api/v1/buildid/{APR_ID}", None, {}),
+    ("GET", "/api/v1/buildids", None, {}),
+    ("PUT", "/api/v1/buildids", batch_body([APR_ID]), {}),
+    ("POST", "/api/v1/buildids", b"not json", {}),
+    ("POST", "/api/v1/buildids", b"\xff\xfe", {}),
+    ("POST", "/api/v1/buildids", b"[1, 2]", {}),
+    ("POST", "/api/v1/buildids", b'{"buildids": "abcdabcd"}', {}),
+    ("POST", "/api/v1/buildids", b'{"buildids": [1]}', {}),
+    ("POST", "/api/v1/buildids", b'{"buildids": ' + b"[" * 1000 + b"]" * 1000 + b"}", {}),
+    ("POST", "/api/v1/buildids", batch_body([APR_ID, "zz"]), {}),  # bad id, with its index
+    ("POST", "/api/v1/buildids", _many(3), {}),  # too many (the limit is 2 here)
+    ("POST", "/api/v1/buildids", b"", {}),
+    ("POST", "/api/v1/buildids", None, {"HTTP_TRANSFER_ENCODING": "chunked"}),
+    ("POST", "/api/v1/buildids", b"x" * 5000, {}),  # over the body limit (4,096 here)
+    ("GET", "/api/v1/health", None, {}),
+]
 
 
 @dataclass
@@ -281,3 +337,114 @@ def test_the_switch_leaves_django_alone(settings, apr_committed):
     off = AsgiFastPath(spy, fast=False)
     assert call(off, "GET", f"/api/v1/buildid/{APR_ID}").status == 200
     assert spy.calls == 1 and not off.db.is_open
+
+
+def test_single_hit_and_miss_documents(apps, apr_committed):
+    hit, _ = both(apps, "GET", f"/api/v1/buildid/{APR_ID}")
+    assert [m["path"] for m in json.loads(hit.body)["matches"]][0] == APR_PATH
+    miss, served = both(apps, "GET", f"/api/v1/buildid/{MISSING.upper()}")
+    assert served and miss.status == 404
+    assert (b"Cache-Control", b"no-store") in miss.headers
+    assert json.loads(miss.body)["buildid"] == MISSING
+
+
+@pytest.mark.parametrize("ids", [
+    [APR_ID, MISSING],
+    [APR_ID.upper(), APR_ID, MISSING, MISSING],
+    [],
+], ids=["hit-and-miss", "duplicates", "empty"])
+def test_batch_is_served_and_identical(apps, apr_committed, ids):
+    answer, served = both(apps, "POST", "/api/v1/buildids", batch_body(ids))
+    assert served
+    assert answer.status == 200
+
+
+def test_documents_that_orjson_refuses_are_identical_too(apps):
+    """A package note holding an integer beyond 64 bits (the standard library encodes that
+    document), and non-ASCII text."""
+    package = make_package()
+    path = "/usr/lib64/caf\u00e9.so"
+    note = '{"name": "caf\u00e9", "id": 123456789012345678901234}'
+    make_elf(package, APR_ID, path, package_note=note)
+    answer, served = both(apps, "GET", f"/api/v1/buildid/{APR_ID}")
+    assert served
+    match = json.loads(answer.body)["matches"][0]
+    assert (match["path"], match["package_note"]["id"]) == (path, 123456789012345678901234)
+    assert b"\\u00e9" in answer.body  # ASCII-escaped: encoded by json, not orjson
+    _, served = both(apps, "POST", "/api/v1/buildids", batch_body([APR_ID]))
+    assert served
+
+
+def test_a_failing_lookup_goes_to_django(apps, apr_committed, monkeypatch, caplog):
+    real = queries.by_build_id
+    failures = []
+
+    def flaky(build_id, fetch=None):
+        if not failures:
+            failures.append(build_id)
+            raise DatabaseError("connection lost")
+        return real(build_id, fetch)
+
+    monkeypatch.setattr(queries, "by_build_id", flaky)
+    _django, fast, spy = apps
+    answer = call(fast, "GET", f"/api/v1/buildid/{APR_ID}")
+    assert (answer.status, spy.calls) == (200, 1)  # Django tried again and answered
+    assert "fast path failed" in caplog.text
+
+
+def _count(family: str, **labels: str) -> float:
+    text = metrics.exposition().decode()
+    for metric in text_string_to_metric_families(text):
+        for sample in metric.samples:
+            if sample.name == family and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return float(sample.value)
+    return 0.0
+
+
+def test_metrics_are_counted_with_the_route_names(apps, apr_committed):
+    _django, fast, spy = apps
+    counts = {
+        ("api-buildid", "GET", "200"): f"/api/v1/buildid/{APR_ID}",
+        ("api-buildid", "HEAD", "404"): f"/api/v1/buildid/{MISSING}",
+        ("compat-buildids", "GET", "200"): f"/buildids/{APR_ID},{MISSING}",
+    }
+    before = {k: _count("darkserver_http_requests_total", route=k[0], method=k[1], status=k[2])
+              for k in counts}
+    missing = _count("darkserver_lookup_buildids_missing_total", endpoint="compat")
+    batches = _count("darkserver_batch_size_count")
+    for (_route, method, _status), path in counts.items():
+        call(fast, method, path)
+    call(fast, "POST", "/api/v1/buildids", batch_body([APR_ID, MISSING]))
+    assert spy.calls == 0
+    for key in counts:
+        after = _count("darkserver_http_requests_total", route=key[0], method=key[1],
+                       status=key[2])
+        assert after == before[key] + 1, key
+    assert _count("darkserver_lookup_buildids_missing_total", endpoint="compat") == missing + 1
+    assert _count("darkserver_batch_size_count") == batches + 1
+    assert _count("darkserver_http_request_duration_seconds_count", route="api-buildids") >= 1
+
+
+def test_routes_are_recognised_without_the_database():
+    def route(method: str, path: str) -> str | None:
+        found = hotroutes.route(method, path, None)
+        return found[0] if found else None
+
+    assert route("GET", f"/api/v1/buildid/{APR_ID}") == "api-buildid"
+    assert route("HEAD", f"/buildids/{APR_ID},{MISSING}") == "compat-buildids"
+    assert route("GET", f"/api/v1/buildids/{APR_ID}") is None
+    assert route("GET", f"/buildidsx/{APR_ID}") is None
+    assert route("PATCH", f"/buildids/{APR_ID}") is None
+    assert route("GET", "/api/v1/buildid/zz") is None  # Django answers the 400
+    assert route("POST", "/api/v1/buildids") is None  # no body read: Django answers
+
+
+def test_django_routes_the_hot_urls_from_the_same_table():
+    """The URLconf holds the table's own pattern objects, first, and resolves each hot URL to
+    the route the fast path picks."""
+    patterns = get_resolver("darkserver.lookup.urls").url_patterns
+    assert patterns[:len(hotroutes.ROUTES)] == [hot.pattern for hot in hotroutes.ROUTES]
+    for method, path in [*SERVED, ("POST", "/api/v1/buildids")]:
+        found = hotroutes.match(method, path)
+        assert found is not None
+        assert resolve(path).url_name == found[0].name

@@ -141,6 +141,8 @@ def test_batch_of_5000_ids_is_a_handful_of_queries(client, make, django_assert_m
             path_key=path_key(f"/usr/lib/f{n}.so"),
             elf_type=3,
             machine=62,
+            elf_class=64,
+            big_endian=False,
         )
         for n in range(0, 5000, 2)
     ]
@@ -157,6 +159,8 @@ def test_batch_of_5000_ids_is_a_handful_of_queries(client, make, django_assert_m
             "path": "/usr/lib/f10.so",
             "elf_type": "DYN",
             "machine": "x86_64",
+            "elf_class": 64,
+            "byte_order": "little",
             "debug": False,
             "package_note": None,
             "package": client.get(reverse("api-rpm", args=[packages[2].nvra])).json()["package"],
@@ -398,15 +402,17 @@ def test_ready(client, db):
 
 def test_not_ready_when_a_migration_is_missing(client, db):
     from django.db import connection
+    from django.db.migrations.loader import MigrationLoader
     from django.db.migrations.recorder import MigrationRecorder
 
-    MigrationRecorder(connection).record_unapplied("lookup", "0001_initial")
+    (_app, latest), = MigrationLoader(connection).graph.leaf_nodes("lookup")
+    MigrationRecorder(connection).record_unapplied("lookup", latest)
     response = client.get(reverse("api-ready"))
     assert response.status_code == 503
     assert response.json() == {
         "status": "unavailable",
         "database": "ok",
-        "migrations": "not applied: lookup.0001_initial",
+        "migrations": f"not applied: lookup.{latest}",
     }
 
 

@@ -20,9 +20,31 @@ def test_page_describes_the_service_and_its_api(client, db):
     assert response["Content-Type"] == "text/html; charset=utf-8"
     html = response.content.decode()
     assert "<h1>Darkserver</h1>" in html
-    assert f"curl http://testserver/api/v1/buildid/{APR_ID}" in html
-    assert 'href="http://testserver/api/v1/openapi.json"' in html
+    assert f'curl <span class="base">$DARKSERVER_URL</span>/api/v1/buildid/{APR_ID}' in html
+    assert 'href="/api/v1/openapi.json"' in html
     assert '<input type="search" id="q"' in html
+
+
+def test_page_links_never_come_from_the_host_header(client, db, settings):
+    html = client.get(reverse("index"), HTTP_HOST="evil.example").content.decode()
+    assert "evil.example" not in html
+    settings.DARKSERVER_BASE_URL = "https://darkserver.example/"
+    html = client.get(reverse("index"), HTTP_HOST="evil.example").content.decode()
+    assert "evil.example" not in html
+    assert 'href="https://darkserver.example/api/v1/openapi.json"' in html
+    assert f">https://darkserver.example</span>/api/v1/buildid/{APR_ID}" in html
+
+
+def test_page_allows_only_its_own_inline_script_and_style(client, db):
+    first, second = client.get(reverse("index")), client.get(reverse("index"))
+    policy = first["Content-Security-Policy"]
+    nonce = re.search(r"script-src 'nonce-([^']+)'", policy).group(1)
+    assert policy != second["Content-Security-Policy"]  # a fresh nonce per response
+    html = first.content.decode()
+    assert html.count(f'nonce="{nonce}"') == 2  # the one <style> and the one <script>
+    assert len(re.findall(r"<(script|style)\b", html)) == 2
+    assert "frame-ancestors 'none'" in policy and "default-src 'none'" in policy
+    assert (first["X-Content-Type-Options"], first["X-Frame-Options"]) == ("nosniff", "DENY")
 
 
 def test_page_loads_nothing_from_elsewhere(client, db):

@@ -148,11 +148,14 @@ def test_verify_reports_where_header_and_payload_disagree(hub: KojiHub) -> None:
     assert outcome.ok and all(r.method == "payload" and r.warnings == [] for r in outcome.rpms)
     meta = kojiimport.meta_from_koji({"name": "x"}, {"name": "x", "version": "1",
                                                       "release": "1.fc40", "arch": "x86_64"}, "")
-    a = PackageScan(meta, [ElfRecord(b"\x01" * 20, "/usr/bin/x", 3, 62, False)], elf_files=1)
-    b = PackageScan(meta, [ElfRecord(b"\x01" * 20, "/usr/bin/x", 2, 62, False)], elf_files=2)
+    a = PackageScan(meta, [ElfRecord(b"\x01" * 20, "/usr/bin/x", 3, 62, 64, False, False)],
+                    elf_files=1)
+    b = PackageScan(meta, [ElfRecord(b"\x01" * 20, "/usr/bin/x", 2, 62, 64, False, False)],
+                    elf_files=2)
+    row = f"'{'01' * 20}', '/usr/bin/x'"
     assert kojiimport.compare(a, b) == [
-        f"x-1-1.fc40.x86_64: header-first only: ('{'01' * 20}', '/usr/bin/x', 3, 62, False)",
-        f"x-1-1.fc40.x86_64: payload only: ('{'01' * 20}', '/usr/bin/x', 2, 62, False)",
+        f"x-1-1.fc40.x86_64: header-first only: ({row}, 3, 62, 64, False, False)",
+        f"x-1-1.fc40.x86_64: payload only: ({row}, 2, 62, 64, False, False)",
         "x-1-1.fc40.x86_64: ELF files: header 1, payload 2",
     ]
 

@@ -21,9 +21,13 @@ READELF_TYPES = {"REL": 1, "EXEC": 2, "DYN": 3, "CORE": 4}
 READELF_MACHINES = {"Advanced Micro Devices X86-64": 62, "AArch64": 183, "Intel 80386": 3}
 
 
-def readelf_rows(rpm: Path) -> tuple[set[tuple[str, str, int, int, bool]], int]:
-    """(build-id, path, e_type, e_machine, debug) for every ELF file with a build-id, and the
-    number of distinct ELF files (hard links extracted by bsdtar share an inode)."""
+Row = tuple[str, str, int, int, int, bool, bool]
+
+
+def readelf_rows(rpm: Path) -> tuple[set[Row], int]:
+    """(build-id, path, e_type, e_machine, class, big-endian, debug) for every ELF file with a
+    build-id, and the number of distinct ELF files (hard links extracted by bsdtar share an
+    inode)."""
     rows = set()
     inodes = set()
     with tempfile.TemporaryDirectory() as tmp:
@@ -34,15 +38,18 @@ def readelf_rows(rpm: Path) -> tuple[set[tuple[str, str, int, int, bool]], int]:
                                  text=True, check=True).stdout
             kind = re.search(r"Type:\s+(\w+)", out)
             machine = re.search(r"Machine:\s+(.+)", out)
-            assert kind and machine
+            elf_class = re.search(r"Class:\s+ELF(32|64)", out)
+            data = re.search(r"Data:\s+.*(little|big) endian", out)
+            assert kind and machine and elf_class and data
             rows.add((row.build_id, row.path, READELF_TYPES[kind.group(1)],
-                      READELF_MACHINES[machine.group(1).strip()],
-                      row.path.startswith("/usr/lib/debug/")))
+                      READELF_MACHINES[machine.group(1).strip()], int(elf_class.group(1)),
+                      data.group(1) == "big", row.path.startswith("/usr/lib/debug/")))
     return rows, len(inodes)
 
 
-def header_rows(rows: headerfirst.HeaderRows) -> set[tuple[str, str, int, int, bool]]:
-    return {(e.build_id.hex(), e.path, e.elf_type, e.machine, e.debug) for e in rows.elves}
+def header_rows(rows: headerfirst.HeaderRows) -> set[Row]:
+    return {(e.build_id.hex(), e.path, e.elf_type, e.machine, e.elf_class, e.big_endian,
+             e.debug) for e in rows.elves}
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ def make_scan(nvra_release: str = "1.fc40", files: int = 3) -> PackageScan:
         url="https://pkgs.example/demo.rpm",
     )
     elves = [
-        ElfRecord(bytes([i % 256, i // 256]) * 10, f"/usr/bin/demo{i}", 3, 62, False)
+        ElfRecord(bytes([i % 256, i // 256]) * 10, f"/usr/bin/demo{i}", 3, 62, 64, False, False)
         for i in range(files)
     ]
     return PackageScan(meta=meta, elves=elves, elf_files=files + 1, without_build_id=1)
