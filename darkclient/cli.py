@@ -15,12 +15,14 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from darkclient import config as configmod
-from darkclient.core import read_core_path
-from darkclient.elf import ET_CORE, read_elf_path
 from darkclient.errors import ClientError
 from darkclient.fetch import Job, download_only, pick, run_jobs
 from darkclient.lookup import LookupResult, Match, batch_requests, lookup, normalise_buildid
 from darkclient.urls import Resolution, Resolver, candidates, make_session
+from darkcore import buildid
+from darkcore.core import read_core_path
+from darkcore.elf import ET_CORE, read_elf_path
+from darkcore.errors import PackageError
 
 
 @dataclass(slots=True)
@@ -68,11 +70,18 @@ class Run:
                 except OSError as exc:
                     self.error(f"{path}: {exc.strerror or exc}")
                     continue
-                except ClientError as exc:
+                except PackageError as exc:
                     self.error(f"{path}: {exc}")
                     continue
-                if info.elf_type == ET_CORE:
+                if info is None:
+                    self.error(f"{path}: not an ELF file (no \\x7fELF magic)")
+                elif info.elf_type == ET_CORE:
                     self.error(f"{path}: is a core dump; use 'darkclient core {path}'")
+                elif info.rejected_build_id is not None:
+                    rejected = info.rejected_build_id
+                    self.items.append(Item(path, None, (
+                        f"build-id note of {len(rejected)} bytes ({rejected.hex()[:32]}) "
+                        f"breaks the server's rule ({buildid.RULE}); not sent")))
                 elif info.build_id is None:
                     self.items.append(Item(path, None, "no GNU build-id note"))
                 else:
@@ -82,7 +91,7 @@ class Run:
                 core = read_core_path(a.core)
             except OSError as exc:
                 raise ClientError(f"{a.core}: {exc.strerror or exc}") from None
-            except ClientError as exc:
+            except PackageError as exc:
                 raise ClientError(f"{a.core}: {exc}") from None
             for w in core.warnings:
                 self.warn(f"{a.core}: {w}")

@@ -10,6 +10,9 @@ import pytest
 from darkimport import samples
 from tests.oracle import ExpectedRow, expected_rows
 
+# Programs compiled with gcc and their cores: used by tests/darkclient and tests/darkcore.
+pytest_plugins = ["tests.programs"]
+
 
 @dataclass(frozen=True)
 class SampleSet:

@@ -16,9 +16,10 @@ from django.conf import settings
 from django.core.exceptions import BadRequest, RequestDataTooBig
 from django.http import HttpRequest, HttpResponse
 
+from darkcore import buildid
 from darkserver.lookup.jsonout import json_response
 
-BUILD_ID_RULE = "build-id must be 8 to 128 hex digits, even length"
+BUILD_ID_RULE = buildid.RULE  # one rule: darkcore.buildid
 
 
 # A client that retries on errors should not cache them either.

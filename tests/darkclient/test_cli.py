@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -111,8 +112,8 @@ def test_not_json_and_4xx(client_env: Path, koji: FileServer, darkserver: str) -
 def test_bad_input(client_env: Path, tmp_path: Path, program: Program, dead_url: str) -> None:
     code, _, err = run("buildid", "xyz", "--server", dead_url, "--dry-run")
     assert code == 2
-    assert err.splitlines()[0] == ("darkclient: not a build-id: 'xyz' (need 8 to 128 hex "
-                                   "digits, an even number)")
+    assert err.splitlines()[0] == ("darkclient: not a build-id: 'xyz' (build-id must be 8 to "
+                                   "128 hex digits, even length)")
     junk = tmp_path / "junk"
     junk.write_bytes(b"hello world")
     code, _, err = run("core", str(junk), "--server", dead_url)
@@ -156,3 +157,24 @@ def test_mirror_first_then_koji(darkserver: str, client_env: Path, crashy_rows: 
     }
     assert ("HEAD", "/updates/40/Everything/x86_64/Packages/c/"
             "crashy-debuginfo-1.0-1.fc40.x86_64.rpm") in mirror.requests
+
+
+@pytest.mark.parametrize("id_bytes", [2, 65])
+def test_id_the_server_would_reject_is_never_sent(darkserver: str, client_env: Path,
+                                                 crashy_rows: dict[str, Any], program: Program,
+                                                 tmp_path: Path, id_bytes: int) -> None:
+    """ld writes any --build-id=0xHEX it is given; the server answers a batch holding an id
+    outside 4..64 bytes with 400. The client says so locally and still looks the others up."""
+    odd = tmp_path / "odd"
+    (tmp_path / "odd.c").write_text("int main(void) { return 0; }\n")
+    subprocess.run(["gcc", f"-Wl,--build-id=0x{'ab' * id_bytes}", "-o", str(odd),
+                    str(tmp_path / "odd.c")], check=True)
+    code, out, err = run("file", str(odd), str(program.main), "--server", darkserver,
+                         "--json", "--no-check")
+    assert (code, err) == (1, ""), err  # before: the whole batch was refused with HTTP 400
+    items = {i["source"]: i for i in json.loads(out)["items"]}
+    assert items[str(program.main)]["found"] is True
+    assert items[str(odd)]["buildid"] is None
+    assert f"build-id note of {id_bytes} bytes" in items[str(odd)]["problem"]
+    code, out, err = run("file", str(odd), "--server", darkserver, "--dry-run")
+    assert code == 0 and '"buildids": []' in out and "abab" not in out

@@ -8,14 +8,18 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from darkclient.cli import main
 from darkserver.lookup.models import Package
 from tests.darkclient.conftest import (
     MAIN_C,
     FileServer,
+    PayloadKind,
     Program,
     Rpms,
     add_package,
+    add_payload_kind,
     make_build,
     sha256,
 )
@@ -110,3 +114,36 @@ def test_size_mismatch_and_wrong_member(darkserver: str, client_env: Path, progr
     code, out, err = run("buildid", program.liba_id, "--server", darkserver,
                          "--debug-dir", str(dbg))
     assert code == 2 and "larger than the 123 bytes expected" in err
+
+
+KINDS = ["rpm-gzip", "rpm-bzip2", "rpm-xz", "rpm-lzma", "rpm-zstd", "rpm-none",
+         "rpm-stripped-cpio", "deb-gzip", "deb-xz", "deb-zstd", "deb-none", "deb-bzip2",
+         "deb-odd-names"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_payload_kind_to_debug_dir(darkserver: str, client_env: Path, koji: FileServer,
+                                         payload_kinds: dict[str, PayloadKind], kind: str,
+                                         tmp_path: Path) -> None:
+    """--debug-dir from memory and from --download reads every payload the importer reads
+    (before darkcore: gzip and tagless uncompressed rpms, stripped cpio and "//" names failed)."""
+    k = payload_kinds[kind]
+    add_payload_kind(k, koji)
+    for mode, extra in (("memory", []), ("download", ["--download", str(tmp_path / "dl")])):
+        dbg = tmp_path / f"debug-{mode}"
+        code, out, err = run("buildid", k.build_id.upper(), "--server", darkserver,
+                             "--debug-dir", str(dbg), *extra)
+        assert (code, err) == (0, ""), (mode, out)
+        assert debug_file(dbg, k.build_id).read_bytes() == k.content, mode
+    assert (tmp_path / "dl" / k.package.name).read_bytes() == k.package.read_bytes()
+
+
+def test_rpm_none_really_has_no_compressor_tag(payload_kinds: dict[str, PayloadKind]) -> None:
+    """The control for rpm-none: rpm itself reports no PAYLOADCOMPRESSOR."""
+    out = subprocess.run(["rpm", "-qp", "--qf", "[%{PAYLOADCOMPRESSOR}]",
+                          str(payload_kinds["rpm-none"].package)],
+                         capture_output=True, text=True, check=True).stdout
+    assert out == ""
+    cpio = subprocess.run(["rpm2cpio", str(payload_kinds["rpm-none"].package)],
+                          capture_output=True, check=True).stdout
+    assert cpio.startswith(b"070701")  # rpm2cpio reads it: the package is valid

@@ -14,7 +14,8 @@ import requests
 
 from darkclient import config as configmod
 from darkclient.serve import Cache, Service, make_server, parse_size
-from tests.darkclient.conftest import MAIN_C, Program
+from tests.darkclient.conftest import MAIN_C, FileServer, PayloadKind, Program, add_payload_kind
+from tests.darkclient.test_debugdir import KINDS
 
 
 @pytest.fixture
@@ -138,3 +139,15 @@ def test_serve_command(darkserver: str, client_env: Path, crashy_rows: dict[str,
                          capture_output=True, text=True, timeout=30)
     assert bad.returncode == 2 and time.monotonic() - t0 < 30
     assert bad.stderr == "darkclient: --listen wants HOST:PORT, not 'nonsense'\n"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_payload_kind_served(endpoint: tuple[str, Path], koji: FileServer,
+                                   payload_kinds: dict[str, PayloadKind], kind: str) -> None:
+    """serve reads every payload the importer reads (darkcore's readers)."""
+    k = payload_kinds[kind]
+    add_payload_kind(k, koji)
+    url, _ = endpoint
+    r = requests.get(f"{url}/buildid/{k.build_id}/debuginfo", timeout=120)
+    assert r.status_code == 200, r.text
+    assert r.content == k.content
