@@ -18,6 +18,7 @@ urlpatterns = [
     path("serverversion", views_compat.serverversion, name="compat-serverversion"),
     # /api/v1/
     path("api/v1/buildid/<buildid:buildid>", views_api.buildid, name="api-buildid"),
+    path("api/v1/buildid/<buildid:buildid>/sources", views_api.sources, name="api-sources"),
     path("api/v1/buildids", views_api.batch, name="api-buildids"),
     path("api/v1/prefix/<buildidprefix:prefix>", views_api.prefix, name="api-prefix"),
     path("api/v1/rpm/<nvra:nvra>", views_api.rpm, name="api-rpm"),
