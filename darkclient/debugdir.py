@@ -15,7 +15,7 @@ import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -139,19 +139,24 @@ def _copy(first: Outcome, other: Target) -> Outcome:
     return Outcome(other, True, mtime=first.mtime)
 
 
-def extract_tree(package: BinaryIO, prefix: str, root: Path) -> list[Path]:
-    """Every regular file below install path ``prefix`` (e.g. /usr/src/debug/NAME-V-R.ARCH),
-    written to ``root`` + its install path; returns what was written. Names are normalised
-    first, so no member can land outside ``root``."""
+def extract_tree(package: BinaryIO, prefix: str,
+                 place: Callable[[str], Path]) -> list[tuple[str, Path, int]]:
+    """Every regular file below install path ``prefix`` (e.g. /usr/src/debug/), written to
+    ``place(its normalised install path)``; returns (path, where, mtime) of each. Names are
+    normalised first, so a hostile name never reaches ``place``."""
     prefix = normalize_member_path(prefix).rstrip("/") + "/"
-    written: list[Path] = []
+    written: list[tuple[str, Path, int]] = []
     for member in iter_members(package, mtimes=True):
-        for path in _paths(member.names):
-            if not path.startswith(prefix) or not member.is_regular or member.data is None:
-                continue
-            dest = root / path.lstrip("/")
-            outcome = _install(member.data, Target(None, path, dest), member.mtime)
-            if outcome.ok:
-                written.append(dest)
-            break  # the data is read once; further names of a hard link are rare in sources
+        if not member.is_regular or member.data is None:
+            continue
+        paths = [p for p in _paths(member.names) if p.startswith(prefix)]
+        if not paths:
+            continue
+        first = _install(member.data, Target(None, paths[0], place(paths[0])), member.mtime)
+        if not first.ok:
+            continue
+        written.append((paths[0], first.target.dest, member.mtime))
+        for other in paths[1:]:  # hard links: the data is read once
+            done = _copy(first, Target(None, other, place(other)))
+            written.append((other, done.target.dest, member.mtime))
     return written

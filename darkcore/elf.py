@@ -48,10 +48,10 @@ class ElfInfo:
     rejected_build_id: bytes | None = None
 
 __all__ = [
-    "HEADER_SIZE", "BadElfHeaderError", "BadNoteError", "ElfHeader", "ElfInfo", "NotElfError",
-    "Segment", "TruncatedElfError", "build_id_in", "elf_type_name", "is_elf", "iter_notes",
-    "machine_name", "parse_header", "parse_segments", "program_header_bytes", "read_elf",
-    "read_elf_bytes", "read_elf_path",
+    "HEADER_SIZE", "SHN_XINDEX", "BadElfHeaderError", "BadNoteError", "ElfHeader", "ElfInfo",
+    "NotElfError", "Segment", "TruncatedElfError", "build_id_in", "debug_alt_link",
+    "elf_type_name", "is_elf", "iter_notes", "machine_name", "parse_header", "parse_segments",
+    "program_header_bytes", "read_elf", "read_elf_bytes", "read_elf_path", "read_section",
 ]
 
 ELF_MAGIC = b"\x7fELF"
@@ -149,6 +149,7 @@ class ElfHeader:
     shoff: int
     shentsize: int
     shnum: int
+    shstrndx: int = 0
 
     @property
     def order(self) -> str:
@@ -201,9 +202,9 @@ def parse_header(data: bytes | memoryview) -> ElfHeader:
     if size < header_size:
         raise TruncatedElfError(f"ELF header cut short ({size} of {header_size} bytes)")
     (e_type, machine, _version, _entry, phoff, shoff, _flags, _ehsize, phentsize, phnum,
-     shentsize, shnum, _shstrndx) = struct.unpack_from(order + code, data, 16)
+     shentsize, shnum, shstrndx) = struct.unpack_from(order + code, data, 16)
     return ElfHeader(elf_class, order == ">", e_type, machine, phoff, phentsize, phnum,
-                     shoff, shentsize, shnum)
+                     shoff, shentsize, shnum, shstrndx)
 
 
 def program_header_bytes(h: ElfHeader) -> int:
@@ -230,6 +231,63 @@ def parse_segments(h: ElfHeader, table: bytes | memoryview) -> list[Segment]:
                 code, table, at)
         out.append(Segment(p_type, offset, vaddr, filesz, memsz, align))
     return out
+
+
+SHN_XINDEX = 0xFFFF
+_SECTION = {32: "IIIIIIIIII", 64: "IIQQQQIIQQ"}  # name type flags addr offset size link info...
+
+
+def read_section(f: BinaryIO, name: str) -> bytes | None:
+    """The contents of the section called ``name`` in the ELF file ``f`` (from its start);
+    None when there is no such section or it has no contents in the file (SHT_NOBITS, as
+    .debug files have for the code). debuginfod's /section/NAME is this."""
+    f.seek(0)
+    head = f.read(HEADER_SIZE)
+    h = parse_header(head)
+    size = f.seek(0, 2)
+
+    def read(offset: int, length: int) -> bytes:
+        if offset < 0 or length < 0 or offset + length > size:
+            raise TruncatedElfError(
+                f"ELF data at {offset}+{length} runs past the end of the file ({size} bytes)")
+        f.seek(offset)
+        return f.read(length)
+
+    if h.shoff == 0:
+        return None
+    minimum = _HEADER[h.elf_class][3]
+    if h.shentsize < minimum:
+        raise BadElfHeaderError(f"section header entry size {h.shentsize} is below {minimum}")
+    unpack = struct.Struct(h.order + _SECTION[h.elf_class]).unpack_from
+    shnum, strndx = h.shnum, h.shstrndx
+    if shnum == 0 or strndx == SHN_XINDEX:  # extended numbering: section 0 holds the values
+        first = unpack(read(h.shoff, h.shentsize), 0)
+        shnum = shnum or first[5]
+        strndx = first[6] if strndx == SHN_XINDEX else strndx
+    if shnum > MAX_SECTIONS or strndx >= shnum:
+        raise BadElfHeaderError(f"implausible section count {shnum} or name index {strndx}")
+    table = read(h.shoff, shnum * h.shentsize)
+    sections = [unpack(table, i * h.shentsize) for i in range(shnum)]
+    names_sh = sections[strndx]
+    names = read(names_sh[4], names_sh[5])
+    wanted = name.encode()
+    for sh_name, sh_type, _flags, _addr, offset, length, *_rest in sections:
+        end = names.find(b"\0", sh_name)
+        if names[sh_name:end if end >= 0 else len(names)] == wanted:
+            return None if sh_type == SHT_NOBITS else read(offset, length)
+    return None
+
+
+def debug_alt_link(f: BinaryIO) -> tuple[str, bytes] | None:
+    """(file name, build-id) of the dwz file a debug file refers to (.gnu_debugaltlink: the
+    name, NUL, the build-id bytes); None when it refers to none."""
+    data = read_section(f, ".gnu_debugaltlink")
+    if not data or b"\0" not in data:
+        return None
+    name, _, raw = data.partition(b"\0")
+    if not buildid.valid_length(len(raw)):
+        return None
+    return name.decode("utf-8", "backslashreplace"), raw
 
 
 def build_id_in(data: bytes | memoryview, big_endian: bool, align: int = 4) -> bytes | None:

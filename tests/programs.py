@@ -59,7 +59,10 @@ def program(tmp_path_factory: pytest.TempPathFactory) -> Program:
         cwd=d)
     run(["gcc", "-g", "-O0", "-shared", "-fPIC", "-Wl,--build-id=md5", "-o", "libdcb.so",
          "libb.c"], cwd=d)
-    run(["gcc", "-g", "-O0", "-Wl,--build-id", "-o", "crashy", "crashy.c", "-L.", "-ldca",
+    # The DWARF names the sources where Fedora's debugedit puts them (the -debugsource rpm's
+    # directory), so that gdb's `list` needs the sources from the package, not from here.
+    run(["gcc", "-g", "-O0", f"-fdebug-prefix-map={d}={SOURCE_DIR}", "-Wl,--build-id", "-o",
+         "crashy", "crashy.c", "-L.", "-ldca",
          "-ldcb", f"-Wl,-rpath,{d}"], cwd=d)
     run(["objcopy", "--only-keep-debug", "crashy", "crashy.debug"], cwd=d)
     run(["strip", "--strip-all", "-o", "crashy.stripped", "crashy"], cwd=d)
@@ -119,6 +122,9 @@ def cores(program: Program, tmp_path_factory: pytest.TempPathFactory) -> dict[st
 
 # --- rpms ---------------------------------------------------------------------------------------
 
+SOURCE_DIR = "/usr/src/debug/crashy-1.0-1.fc40.x86_64"
+SOURCE_PATH = f"{SOURCE_DIR}/crashy.c"
+
 SPEC = """\
 %global debug_package %{{nil}}
 %global __os_install_post %{{nil}}
@@ -131,6 +137,10 @@ License: MIT
 BuildArch: x86_64
 %description
 crashes
+%package debugsource
+Summary: debug sources for crashy
+%description debugsource
+debug sources
 %package debuginfo
 Summary: debug info for crashy
 %description debuginfo
@@ -139,10 +149,14 @@ debug info
 mkdir -p %{{buildroot}}/usr/bin %{{buildroot}}/usr/lib/debug/usr/bin
 install -m 0755 {stripped} %{{buildroot}}/usr/bin/crashy
 install -m 0644 {debug} %{{buildroot}}/usr/lib/debug/usr/bin/crashy-1.0-1.fc40.x86_64.debug
+mkdir -p %{{buildroot}}{source_dir}
+install -m 0644 {source} %{{buildroot}}{source_dir}/crashy.c
 %files
 /usr/bin/crashy
 %files debuginfo
 /usr/lib/debug/usr/bin/crashy-1.0-1.fc40.x86_64.debug
+%files debugsource
+{source_dir}/crashy.c
 """
 
 
@@ -150,15 +164,22 @@ install -m 0644 {debug} %{{buildroot}}/usr/lib/debug/usr/bin/crashy-1.0-1.fc40.x
 class Rpms:
     main: Path
     debuginfo: Path
+    debugsource: Path  # Fedora-style: the sources under /usr/src/debug/crashy-1.0-1.fc40.x86_64
 
 
 @pytest.fixture(scope="session")
 def rpms(program: Program, tmp_path_factory: pytest.TempPathFactory) -> Rpms:
     top = tmp_path_factory.mktemp("rpmbuild")
     spec = top / "crashy.spec"
-    spec.write_text(SPEC.format(stripped=program.stripped, debug=program.debug))
+    spec.write_text(spec_text(program))
     run(["rpmbuild", "-bb", "--define", f"_topdir {top}", "--define", "_binary_payload w9.xzdio",
          str(spec)])
     rpmdir = top / "RPMS" / "x86_64"
     return Rpms(rpmdir / "crashy-1.0-1.fc40.x86_64.rpm",
-                rpmdir / "crashy-debuginfo-1.0-1.fc40.x86_64.rpm")
+                rpmdir / "crashy-debuginfo-1.0-1.fc40.x86_64.rpm",
+                rpmdir / "crashy-debugsource-1.0-1.fc40.x86_64.rpm")
+
+
+def spec_text(program: Program) -> str:
+    return SPEC.format(stripped=program.stripped, debug=program.debug,
+                       source=program.dir / "crashy.c", source_dir=SOURCE_DIR)

@@ -196,7 +196,9 @@ def crashy_rows(transactional_db: None, rpms: Rpms, program: Program,
     add_package("crashy-debuginfo", build, rpms.debuginfo, debug_url,
                 [(program.main_id, "/usr/lib/debug/usr/bin/crashy-1.0-1.fc40.x86_64.debug",
                   True)])
-    return {"main_url": main_url, "debug_url": debug_url}
+    source_url = copy_to(koji, rpms.debugsource, "packages/crashy/1.0/1.fc40/x86_64")
+    add_package("crashy-debugsource", build, rpms.debugsource, source_url, [])
+    return {"main_url": main_url, "debug_url": debug_url, "source_url": source_url}
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pytest
 from darkcore.errors import PackageError, TruncatedError, UnsupportedPackage
 from darkcore.package import iter_members
 from darkcore.paths import normalize_member_path
-from tests.programs import SPEC, Program, Rpms
+from tests.programs import Program, Rpms, spec_text
 
 DEBUG_PATH = "/usr/lib/debug/usr/bin/crashy-1.0-1.fc40.x86_64.debug"
 
@@ -26,7 +26,7 @@ def members(path: Path) -> dict[str, bytes]:
 @pytest.mark.parametrize("payload", ["w9.gzdio", "w9.bzdio", "w19.zstdio", "w2.xzdio"])
 def test_rpm_payloads(program: Program, tmp_path: Path, payload: str) -> None:
     spec = tmp_path / "crashy.spec"
-    spec.write_text(SPEC.format(stripped=program.stripped, debug=program.debug))
+    spec.write_text(spec_text(program))
     subprocess.run(["rpmbuild", "-bb", "--define", f"_topdir {tmp_path}", "--define",
                     f"_binary_payload {payload}", str(spec)], check=True, capture_output=True)
     rpm = tmp_path / "RPMS/x86_64/crashy-debuginfo-1.0-1.fc40.x86_64.rpm"
