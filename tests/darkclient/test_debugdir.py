@@ -4,6 +4,7 @@ a real rpm on a local HTTP server, and real gdb showing function names and sourc
 from __future__ import annotations
 
 import io
+import shlex
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from tests.darkclient.conftest import (
     make_build,
     sha256,
 )
+from tests.programs import SOURCE_PATH
 
 
 def run(*argv: str) -> tuple[int, str, str]:
@@ -31,10 +33,11 @@ def run(*argv: str) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
-def gdb_bt(binary: Path, core: Path, debug_dir: Path) -> str:
+def gdb_bt(binary: Path, core: Path, debug_dir: Path, command: str = "bt") -> str:
     proc = subprocess.run(
         ["gdb", "-nx", "-batch", "-iex", "set debuginfod enabled off",
-         "-iex", f"set debug-file-directory {debug_dir}", "-ex", "bt", str(binary), str(core)],
+         "-iex", f"set debug-file-directory {debug_dir}", "-ex", command, str(binary),
+         str(core)],
         capture_output=True, text=True, timeout=120)
     return proc.stdout + proc.stderr
 
@@ -58,9 +61,14 @@ def test_gdb_finds_symbols_in_debug_dir(darkserver: str, client_env: Path,
     target = debug_file(dbg, program.main_id)
     assert target.read_bytes() == program.debug.read_bytes()
     assert f"    debug file: {target}" in out.splitlines()
-    # Nothing else was written: no member under its own name, no leftovers.
-    assert sorted(p.relative_to(dbg) for p in dbg.rglob("*") if p.is_file()) == [
-        target.relative_to(dbg)]
+    # Nothing else was written: the debug file and the build's sources (from
+    # crashy-debugsource), no member under its own name, no leftovers.
+    source = dbg / SOURCE_PATH.lstrip("/")
+    assert sorted(p.relative_to(dbg) for p in dbg.rglob("*") if p.is_file()) == sorted([
+        target.relative_to(dbg), source.relative_to(dbg)])
+    assert source.read_text() == MAIN_C
+    assert f"sources: 1 files from crashy-debugsource-1.0-1.fc40.x86_64 under " \
+        f"{dbg / 'usr/src/debug'}" in out
 
     after = gdb_bt(program.stripped, cores["stripped"], dbg)
     lines = MAIN_C.splitlines()
@@ -68,6 +76,23 @@ def test_gdb_finds_symbols_in_debug_dir(darkserver: str, client_env: Path,
     call_line = next(i for i, t in enumerate(lines, 1) if "return crash_here(v)" in t)
     assert f"in crash_here (depth=3) at crashy.c:{raise_line}" in after, after
     assert "in main (argc=1, " in after and f"at crashy.c:{call_line}" in after
+    assert f"{raise_line}\t" not in after  # no `list` asked yet
+
+    # The hint the client prints, as given: symbols and `list` with the machine's own
+    # /usr/lib/debug kept in the path.
+    [hint] = [line for line in out.splitlines() if line.startswith("debug with: gdb ")]
+    words = shlex.split(hint.removeprefix("debug with: "))
+    assert words[1:3] == ["-iex", f"set debug-file-directory /usr/lib/debug:{dbg.absolute()}"]
+    options = words[1:-2]  # without PROGRAM CORE
+    listed = subprocess.run(
+        ["gdb", "-nx", "-batch", "-iex", "set debuginfod enabled off", *options,
+         "-ex", "frame function crash_here", "-ex", "list",
+         str(program.stripped), str(cores["stripped"])],
+        capture_output=True, text=True, timeout=120)
+    text = listed.stdout + listed.stderr
+    assert f"{raise_line}\t{lines[raise_line - 1]}" in text, text
+    control = gdb_bt(program.stripped, cores["stripped"], dbg, "list")
+    assert "No such file or directory" in control  # without the source setting
 
 
 def test_download_verifies(darkserver: str, client_env: Path, crashy_rows: dict[str, Any],
