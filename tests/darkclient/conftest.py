@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from darkcore.elf import read_elf_path
 from darkimport import samples
 from darkserver.lookup.models import Build, ElfFile, Package, path_key
 from tests.helpers import live_app
@@ -307,3 +308,54 @@ def add_payload_kind(kind: PayloadKind, koji: FileServer) -> None:
         kind.package.name.removesuffix("-1.0-1.fc40.x86_64.rpm")
     add_package(name, build, kind.package, url, [(kind.build_id, kind.member, True)],
                 filename=kind.package.name)
+
+
+# --- a dwz'd debuginfo package ---------------------------------------------------------------
+
+DWZ_C = r"""
+#include <stdio.h>
+struct shared_shape { int width, height; double scale; char label[32]; };
+int show_FN(struct shared_shape *s) { return printf("%s %d\n", s->label, s->width); }
+int main(void) { struct shared_shape s = {3, 4, 1.5, "FN"}; return show_FN(&s) < 0; }
+"""
+DWZ_PATH = "/usr/lib/debug/.dwz/dwzdemo-1.0-1.fc40.x86_64"
+
+
+@dataclass(frozen=True)
+class DwzDemo:
+    stripped: Path  # program "a", stripped
+    ids: dict[str, str]  # "a", "b", "dwz" -> build-id
+    paths: dict[str, str]  # the same -> install path in the debuginfo rpm
+    debuginfo: Path  # the rpm: a's and b's debug files, their common dwz file
+
+
+@pytest.fixture(scope="session")
+def dwz_demo(tmp_path_factory: pytest.TempPathFactory) -> DwzDemo:
+    """Two programs sharing a struct; their debug files made by objcopy, then `dwz -m` moves
+    the shared DWARF into one file that both name in .gnu_debugaltlink (as Fedora ships)."""
+    d = tmp_path_factory.mktemp("dwz")
+    for name in ("a", "b"):
+        (d / f"{name}.c").write_text(DWZ_C.replace("FN", name))
+        run(["gcc", "-g", "-O0", "-Wl,--build-id", "-o", name, f"{name}.c"], cwd=d)
+        run(["objcopy", "--only-keep-debug", name, f"{name}.debug"], cwd=d)
+        run(["strip", "--strip-all", "-o", f"{name}.stripped", name], cwd=d)
+    run(["dwz", "-m", "common.dwz", "-M", DWZ_PATH, "a.debug", "b.debug"], cwd=d)
+
+    def bid(p: Path) -> str:
+        info = read_elf_path(p)
+        assert info is not None and info.build_id is not None
+        return info.build_id.hex()
+
+    ids = {"a": bid(d / "a"), "b": bid(d / "b"), "dwz": bid(d / "common.dwz")}
+    paths = {"a": "/usr/lib/debug/usr/bin/a-1.0-1.fc40.x86_64.debug",
+             "b": "/usr/lib/debug/usr/bin/b-1.0-1.fc40.x86_64.debug", "dwz": DWZ_PATH}
+    files = {"a": d / "a.debug", "b": d / "b.debug", "dwz": d / "common.dwz"}
+    rpm = samples.build_rpm(d, "dwzdemo-debuginfo", "1.0", "1.fc40",
+                            [(files[k], paths[k]) for k in files], "xz")
+    return DwzDemo(d / "a.stripped", ids, paths, rpm)
+
+
+def add_dwz_demo(demo: DwzDemo, koji: FileServer) -> None:
+    url = copy_to(koji, demo.debuginfo)
+    add_package("dwzdemo-debuginfo", make_build("dwzdemo"), demo.debuginfo, url,
+                [(demo.ids[k], demo.paths[k], True) for k in ("a", "b", "dwz")])

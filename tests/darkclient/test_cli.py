@@ -183,3 +183,28 @@ def test_id_the_server_would_reject_is_never_sent(darkserver: str, client_env: P
     assert missing["source"] == str(odd) and missing["counts_for_status"] is False
     code, out, err = run("file", str(odd), "--server", darkserver, "--dry-run")
     assert code == 0 and '"buildids": []' in out and "abab" not in out
+
+
+def test_exit_status_counts_modules_that_matter(darkserver: str, client_env: Path,
+                                                crashy_rows: dict[str, Any], program: Program,
+                                                cores: dict[str, Path]) -> None:
+    """0 once every module with a build-id except the vDSO is known; 1 while one is not."""
+    from darkcore.core import VDSO_NAME, read_core_path
+    from tests.darkclient.conftest import add_package, make_build
+
+    core = read_core_path(cores["gdb"])
+    assert any(m.name == VDSO_NAME for m in core.modules)  # the case this is about
+    code, out, _ = run("core", str(cores["gdb"]), "--server", darkserver, "--json",
+                       "--no-check")
+    doc = json.loads(out)
+    counted = {m["source"] for m in doc["not_found"] if m["counts_for_status"]}
+    assert code == 1 and str(program.liba) in counted and VDSO_NAME not in counted
+    others = [(m.build_id_hex, m.name, False) for m in core.modules
+              if m.build_id and m.name != VDSO_NAME and m.build_id_hex != program.main_id]
+    add_package("system", make_build("system"), None, "", others)
+    code, out, _ = run("core", str(cores["gdb"]), "--server", darkserver, "--json",
+                       "--no-check")
+    doc = json.loads(out)
+    assert code == 0, doc["not_found"]
+    assert [(m["source"], m["why"], m["counts_for_status"]) for m in doc["not_found"]] == [
+        (VDSO_NAME, "the kernel's vDSO: in no package", False)]
