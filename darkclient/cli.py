@@ -281,7 +281,10 @@ class Run:
                     tried = "; ".join(f"{c['kind']} {c['error']}" for c in d["checks"])
                     print(f"        no URL answered ({tried})", file=self.out)
                 elif not self.args.no_check:
-                    print("        no candidate URL", file=self.out)
+                    why = "" if d["distro"] else (
+                        " (the build has no distro tag: an [urls] section without a prefix "
+                        "applies to it, see docs/CLIENT.md)")
+                    print(f"        no candidate URL{why}", file=self.out)
             for note in item.notes:
                 print(f"    {note}", file=self.out)
         for line in self.laid_out:
