@@ -80,7 +80,7 @@ def build_program(work: Path, libs: int) -> tuple[Path, list[tuple[str, str]]]:
                     "-ex", "run", "-ex", f"generate-core-file {core}", str(src / "benchmain")],
                    cwd=src, capture_output=True, check=True, timeout=300)
     sys.path.insert(0, str(ROOT))
-    from darkclient.elf import read_elf_path
+    from darkcore.elf import read_elf_path
 
     modules = []
     for p in [src / "benchmain", *sorted(src.glob("libbench*.so"))]:

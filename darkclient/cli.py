@@ -1,8 +1,9 @@
 """``darkclient``: build-ids, ELF files or a core dump in; packages, files and URLs out.
 
-Exit status: 0 every build-id was found, 1 some are unknown (or had no build-id), 2 on errors
-(bad input, server down or slow, a failed download). Errors are one line on stderr, never a
-traceback.
+Exit status: 0 when every module (or id) that has a build-id and is not the kernel's vDSO was
+found; 1 when some such module is unknown to the server (``--json``'s ``not_found`` says which
+and why, with the ones that do not count); 2 on errors (bad input, server down or slow, a failed
+download). Errors are one line on stderr, never a traceback.
 """
 
 from __future__ import annotations
@@ -15,12 +16,15 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from darkclient import config as configmod
-from darkclient.core import read_core_path
-from darkclient.elf import ET_CORE, read_elf_path
+from darkclient import layout
 from darkclient.errors import ClientError
 from darkclient.fetch import Job, download_only, pick, run_jobs
 from darkclient.lookup import LookupResult, Match, batch_requests, lookup, normalise_buildid
 from darkclient.urls import Resolution, Resolver, candidates, make_session
+from darkcore import buildid
+from darkcore.core import VDSO_NAME, read_core_path
+from darkcore.elf import ET_CORE, read_elf_path
+from darkcore.errors import PackageError
 
 
 @dataclass(slots=True)
@@ -41,6 +45,8 @@ class Run:
         self.out, self.err = out, err
         self.items: list[Item] = []
         self.errors = 0
+        self.resolver: Resolver | None = None
+        self.laid_out: list[str] = []  # --debug-dir: dwz files and sources, one line each
 
     def error(self, message: str) -> None:
         self.errors += 1
@@ -68,11 +74,18 @@ class Run:
                 except OSError as exc:
                     self.error(f"{path}: {exc.strerror or exc}")
                     continue
-                except ClientError as exc:
+                except PackageError as exc:
                     self.error(f"{path}: {exc}")
                     continue
-                if info.elf_type == ET_CORE:
+                if info is None:
+                    self.error(f"{path}: not an ELF file (no \\x7fELF magic)")
+                elif info.elf_type == ET_CORE:
                     self.error(f"{path}: is a core dump; use 'darkclient core {path}'")
+                elif info.rejected_build_id is not None:
+                    rejected = info.rejected_build_id
+                    self.items.append(Item(path, None, (
+                        f"build-id note of {len(rejected)} bytes ({rejected.hex()[:32]}) "
+                        f"breaks the server's rule ({buildid.RULE}); not sent")))
                 elif info.build_id is None:
                     self.items.append(Item(path, None, "no GNU build-id note"))
                 else:
@@ -82,7 +95,7 @@ class Run:
                 core = read_core_path(a.core)
             except OSError as exc:
                 raise ClientError(f"{a.core}: {exc.strerror or exc}") from None
-            except ClientError as exc:
+            except PackageError as exc:
                 raise ClientError(f"{a.core}: {exc}") from None
             for w in core.warnings:
                 self.warn(f"{a.core}: {w}")
@@ -107,12 +120,28 @@ class Run:
                 result = lookup(session, server, ids, self.args.timeout or cfg.timeout)
                 self.attach(result)
                 if not self.args.no_check:
-                    self.resolve(Resolver(cfg, session))
-                self.fetch(session, cfg)
+                    self.resolver = Resolver(cfg, session)
+                    self.resolve(self.resolver)
+                self.fetch(session, cfg, server)
         self.report()
         if self.errors:
             return 2
-        return 1 if any(not i.matches for i in self.items) else 0
+        return 1 if any(counted for _, _, counted in self.not_found()) else 0
+
+    def not_found(self) -> list[tuple[Item, str, bool]]:
+        """(item, why, counted) of every item not found; ``counted`` when it decides the exit
+        status: a module with a build-id that is not the vDSO (the kernel's, in no package)."""
+        out = []
+        for item in self.items:
+            if item.matches:
+                continue
+            if not item.buildid:
+                out.append((item, f"no build-id: {item.problem}", False))
+            elif item.label == VDSO_NAME:
+                out.append((item, "the kernel's vDSO: in no package", False))
+            else:
+                out.append((item, "unknown to the server", True))
+        return out
 
     def attach(self, result: LookupResult) -> None:
         for item in self.items:
@@ -134,7 +163,7 @@ class Run:
         first = candidates(match, configmod.load(self.args.server))
         return first[0].url if first else None
 
-    def fetch(self, session: Any, cfg: configmod.Config) -> None:
+    def fetch(self, session: Any, cfg: configmod.Config, server: str) -> None:
         a = self.args
         if not a.download and not a.debug_dir:
             return
@@ -166,12 +195,25 @@ class Run:
             else:
                 plain.setdefault(url, (match.get("package") or {}, []))[1].append(item)
         keep = Path(a.download) if a.download else None
+        installed: list[Path] = []
         for outcome, item in zip(run_jobs(session, jobs, timeout, keep), owners, strict=True):
             if outcome.ok:
                 item.notes.append(f"debug file: {outcome.target.dest}")
+                installed.append(outcome.target.dest)
             else:
                 item.notes.append(f"debug file failed: {outcome.error}")
                 self.error(f"{item.label}: {outcome.error}")
+        if a.debug_dir and jobs:
+            root = Path(a.debug_dir)
+            for extras in (
+                layout.add_dwz(session, server, cfg, self.resolver, root, installed, keep,
+                               timeout),
+                layout.add_sources(session, server, cfg, self.resolver, root,
+                                   [j.match for j in jobs], keep, timeout),
+            ):
+                self.laid_out += extras.notes
+                for message in extras.errors:
+                    self.error(message)
         if keep is not None:
             for url, (package, items) in plain.items():
                 got = download_only(session, url, package, keep, timeout)
@@ -199,16 +241,27 @@ class Run:
         }
 
     def report(self) -> None:
+        missing = {id(item): (why, counted) for item, why, counted in self.not_found()}
+        hint = layout.gdb_hint(Path(self.args.debug_dir).absolute()) \
+            if self.args.debug_dir else None
         if self.args.json:
             docs = []
             for item in self.items:
+                why, counted = missing.get(id(item), (None, False))
                 docs.append({
                     "source": item.label, "buildid": item.buildid,
                     "found": bool(item.matches), "problem": item.problem or None,
+                    "why_not_found": why, "counts_for_status": counted,
                     "matches": [self.match_doc(item, i) for i in range(len(item.matches))],
                     "notes": item.notes,
                 })
-            json.dump({"items": docs, "summary": self.summary()}, self.out, indent=2)
+            doc: dict[str, Any] = {"items": docs, "summary": self.summary()}
+            doc["not_found"] = [{"source": item.label, "buildid": item.buildid, "why": why,
+                                 "counts_for_status": counted}
+                                for item, why, counted in self.not_found()]
+            if hint:
+                doc["debug_dir"] = {"laid_out": self.laid_out, "gdb": hint}
+            json.dump(doc, self.out, indent=2)
             print(file=self.out)
             return
         for item in self.items:
@@ -228,12 +281,19 @@ class Run:
                     tried = "; ".join(f"{c['kind']} {c['error']}" for c in d["checks"])
                     print(f"        no URL answered ({tried})", file=self.out)
                 elif not self.args.no_check:
-                    print("        no candidate URL", file=self.out)
+                    why = "" if d["distro"] else (
+                        " (the build has no distro tag: an [urls] section without a prefix "
+                        "applies to it, see docs/CLIENT.md)")
+                    print(f"        no candidate URL{why}", file=self.out)
             for note in item.notes:
                 print(f"    {note}", file=self.out)
+        for line in self.laid_out:
+            print(line, file=self.out)
         s = self.summary()
         print(f"{s['items']} modules/ids: {s['found']} found, {s['unknown']} unknown, "
               f"{s['without_buildid']} without build-id", file=self.out)
+        if hint:
+            print(f"debug with: {hint}", file=self.out)
 
     def summary(self) -> dict[str, int]:
         return {

@@ -1,23 +1,10 @@
 """Client configuration: the server, timeouts, caches and per-distro download URL templates.
 
 Precedence (last wins): built-in defaults, the INI file (``DARKCLIENT_CONF`` or
-``~/.config/darkclient.conf``), the ``DARKSERVER_URL`` environment variable, ``--server``.
-
-    [darkclient]
-    server = https://darkserver.example.org
-    timeout = 10            ; seconds for the lookup request (connect and each read)
-    check_timeout = 3       ; seconds for each HEAD check of a download URL
-    dead_host_ttl = 600     ; seconds a host that did not answer is not asked again
-    cache_dir = ~/.cache/darkclient
-
-    [urls fc]               ; distro tags starting with "fc" (fc40, fc41, ...); longest prefix wins
-    mirror = https://mirror.example/fedora/updates/{releasever}/Everything/{basearch}/Packages/{first}/{filename}
-    mirror_debug = ...      ; the same for -debuginfo / -debugsource packages
-    koji = ...
-    archive = ...
-    archive_debug = ...
-
-A key holds one template per line; a key set in the file replaces the default for that key.
+``$XDG_CONFIG_HOME/darkclient.conf``, by default ``~/.config/darkclient.conf``), the
+``DARKSERVER_URL`` environment variable, ``--server``. Every option, with an example that works
+when copied: ``conf/darkclient.conf``, documented in ``docs/CLIENT.md``. Comments may follow a
+value after `` ;`` or `` #``.
 """
 
 from __future__ import annotations

@@ -1,8 +1,12 @@
-"""Lay debug files out where gdb and other tools look for them: ROOT/.build-id/xx/rest.debug.
+"""Lay debug files out where gdb and other tools look for them: ROOT/.build-id/xx/rest.debug,
+and a build's sources under ROOT/usr/src/debug/...
 
-Members are taken from the package stream by their install path (from the server's match list)
-and written under a name made from the build-id only; after writing, the file's own build-id
-is read back and must equal the one asked for, so a wrong or hostile member is never installed.
+Packages are read only through darkcore's readers (``darkcore.package``), so the client reads
+every payload the importer reads, and member names are normalised by the same rule the server
+stored them with (``darkcore.paths``). Members are taken from the package stream by install
+path and written under a name this module makes (from the build-id, or the normalised path
+below a root it was given); an ELF member's own build-id is read back after writing and must
+equal the one asked for, so a wrong or hostile member is never installed.
 """
 
 from __future__ import annotations
@@ -11,13 +15,19 @@ import contextlib
 import os
 import shutil
 import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import BinaryIO, Protocol
 
-from darkclient.archive import Readable, iter_members
-from darkclient.elf import read_elf_path
-from darkclient.errors import FormatError
+from darkcore.elf import read_elf_path
+from darkcore.errors import PackageError
+from darkcore.package import Member, iter_members
+from darkcore.paths import PathRejected, normalize_member_path
+
+
+class Readable(Protocol):
+    def read(self, n: int = -1, /) -> bytes: ...
 
 
 def build_id_path(root: Path, build_id: str, suffix: str = ".debug") -> Path:
@@ -26,8 +36,8 @@ def build_id_path(root: Path, build_id: str, suffix: str = ".debug") -> Path:
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    build_id: str  # lower-case hex
-    member: str  # install path inside the package
+    build_id: str | None  # lower-case hex, checked after writing; None: not an ELF file
+    member: str  # install path inside the package (normalised here before matching)
     dest: Path
 
 
@@ -36,56 +46,117 @@ class Outcome:
     target: Target
     ok: bool
     error: str = ""
+    mtime: int = 0  # the member's modification time (seconds since the epoch)
 
 
-def _install(src: Readable, target: Target) -> Outcome:
-    target.dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.dest.parent, prefix=".darkclient-")
+def _write(src: Readable, dest: Path) -> str:
+    """Copy ``src`` to a temporary file beside ``dest``; returns its path."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".darkclient-")
+    with os.fdopen(fd, "wb") as out:
+        shutil.copyfileobj(src, out, 1 << 20)
+    return tmp
+
+
+def _install(src: Readable, target: Target, mtime: int) -> Outcome:
+    tmp = _write(src, target.dest)
     try:
-        with os.fdopen(fd, "wb") as out:
-            shutil.copyfileobj(src, out, 1 << 20)
-        try:
-            found = read_elf_path(tmp).build_id
-        except FormatError as exc:
-            return Outcome(target, False, f"{target.member}: not a usable ELF file ({exc})")
-        if found is None or found.hex() != target.build_id:
-            got = found.hex() if found else "none"
-            return Outcome(target, False,
-                           f"{target.member}: build-id {got} differs from {target.build_id}")
+        if target.build_id is not None:
+            try:
+                info = read_elf_path(tmp)
+            except PackageError as exc:
+                return Outcome(target, False, f"{target.member}: not a usable ELF file ({exc})")
+            found = info.build_id if info else None
+            if info is None or found is None or found.hex() != target.build_id:
+                got = found.hex() if found else "none" if info else "not ELF"
+                return Outcome(target, False,
+                               f"{target.member}: build-id {got} differs from {target.build_id}")
         os.chmod(tmp, 0o644)
+        if mtime:
+            os.utime(tmp, (mtime, mtime))
         os.replace(tmp, target.dest)
-        return Outcome(target, True)
+        return Outcome(target, True, mtime=mtime)
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
 
 
-def extract(package: IO[bytes], targets: list[Target]) -> list[Outcome]:
-    """Copy each target's member out of ``package`` (an rpm or deb stream) to its ``dest``."""
+def _paths(names: tuple[str, ...]) -> Iterator[str]:
+    for name in names:
+        with contextlib.suppress(PathRejected):
+            yield normalize_member_path(name)
+
+
+def extract(package: BinaryIO, targets: list[Target]) -> list[Outcome]:
+    """Copy each target's member out of ``package`` (an rpm or deb stream) to its ``dest``.
+    Raises darkcore.errors.PackageError when the package itself cannot be read."""
     by_member: dict[str, list[Target]] = {}
     for t in targets:
-        by_member.setdefault(t.member, []).append(t)
+        with contextlib.suppress(PathRejected):  # a rejected name: "not in the package"
+            by_member.setdefault(normalize_member_path(t.member), []).append(t)
     done: dict[Target, Outcome] = {}
-    pending_links: dict[tuple[int, int], list[Target]] = {}
-    for member in iter_members(package):
-        wanted = list(by_member.get(member.path, []))
-        if member.link_key is not None:
-            if member.size == 0 and wanted:
-                # An earlier hard link: the data comes with a later link of the same inode.
-                pending_links.setdefault(member.link_key, []).extend(wanted)
-                continue
-            wanted += pending_links.pop(member.link_key, [])
-        if not wanted or not member.is_file:
+    installed: dict[str, Outcome] = {}  # path -> its first outcome, for deb hard links
+    for member in iter_members(package, mtimes=True):
+        paths = list(_paths(member.names))
+        wanted = [t for p in paths for t in by_member.get(p, [])]
+        if not wanted:
             continue
-        first = wanted[0]
-        done[first] = _install(member.data, first)
-        for other in wanted[1:]:
-            if done[first].ok:
-                other.dest.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(first.dest, other.dest)
-                done[other] = Outcome(other, True)
-            else:
-                done[other] = Outcome(other, False, done[first].error)
+        if member.type == "hardlink":  # deb: the data came with an earlier member
+            source = installed.get(_link_target(member))
+            for t in wanted:
+                done[t] = _copy(source, t) if source else Outcome(
+                    t, False, f"{t.member}: hard link to a member not extracted")
+        elif member.is_regular and member.data is not None:
+            first = done[wanted[0]] = _install(member.data, wanted[0], member.mtime)
+            for other in wanted[1:]:
+                done[other] = _copy(first, other)
+            for p in paths:
+                installed.setdefault(p, first)
+        else:
+            for t in wanted:
+                done[t] = Outcome(t, False, f"{t.member}: not a regular file ({member.type})")
         if len(done) == len(targets):
             break
     return [done.get(t) or Outcome(t, False, f"{t.member}: not in the package") for t in targets]
+
+
+def _link_target(member: Member) -> str:
+    try:
+        return normalize_member_path(member.linkname)
+    except PathRejected:
+        return ""
+
+
+def _copy(first: Outcome, other: Target) -> Outcome:
+    if not first.ok:
+        return Outcome(other, False, first.error)
+    other.dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(first.target.dest, other.dest)
+    if other.build_id is not None and other.build_id != first.target.build_id:
+        other.dest.unlink()
+        return Outcome(other, False, f"{other.member}: build-id {first.target.build_id} "
+                                     f"differs from {other.build_id}")
+    return Outcome(other, True, mtime=first.mtime)
+
+
+def extract_tree(package: BinaryIO, prefix: str,
+                 place: Callable[[str], Path]) -> list[tuple[str, Path, int]]:
+    """Every regular file below install path ``prefix`` (e.g. /usr/src/debug/), written to
+    ``place(its normalised install path)``; returns (path, where, mtime) of each. Names are
+    normalised first, so a hostile name never reaches ``place``."""
+    prefix = normalize_member_path(prefix).rstrip("/") + "/"
+    written: list[tuple[str, Path, int]] = []
+    for member in iter_members(package, mtimes=True):
+        if not member.is_regular or member.data is None:
+            continue
+        paths = [p for p in _paths(member.names) if p.startswith(prefix)]
+        if not paths:
+            continue
+        first = _install(member.data, Target(None, paths[0], place(paths[0])), member.mtime)
+        if not first.ok:
+            continue
+        written.append((paths[0], first.target.dest, member.mtime))
+        for other in paths[1:]:  # hard links: the data is read once
+            done = _copy(first, Target(None, other, place(other)))
+            written.append((other, done.target.dest, member.mtime))
+    return written

@@ -1,27 +1,12 @@
-"""The client's exception hierarchy. Every message is one line a person can act on; the CLI
-catches ``ClientError`` at one boundary and prints it without a traceback."""
+"""The client's own errors. Every message is one line a person can act on; the CLI catches
+``ClientError`` (and darkcore's ``PackageError``, which the format readers raise for a file
+that is not what it should be) at one boundary and prints it without a traceback."""
 
 from __future__ import annotations
 
 
 class ClientError(Exception):
     """Anything the client reports as a one-line error (exit status 2)."""
-
-
-class FormatError(ClientError):
-    """A file is not what it should be (not ELF, not a core, corrupt)."""
-
-
-class NotElfError(FormatError):
-    pass
-
-
-class NotCoreError(FormatError):
-    pass
-
-
-class TruncatedError(FormatError):
-    pass
 
 
 class ConfigError(ClientError):

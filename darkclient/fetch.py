@@ -8,15 +8,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, BinaryIO, cast
 
 import requests
 
 from darkclient.debugdir import Outcome, Target, extract
 from darkclient.download import download_spooled, download_to_dir
-from darkclient.errors import DownloadError, FormatError
+from darkclient.errors import DownloadError
 from darkclient.lookup import Match
 from darkclient.urls import is_debug_package
+from darkcore.errors import PackageError
 
 
 def pick(matches: list[Match], debug: bool) -> Match | None:
@@ -67,8 +68,8 @@ def run_jobs(session: requests.Session, jobs: list[Job], timeout: float,
                 stream = open(fetch.saved, "rb")  # noqa: SIM115 - closed below
             else:
                 stream = download_spooled(session, url, package, timeout)
-            results = extract(stream, targets)
-        except (DownloadError, FormatError, OSError) as exc:
+            results = extract(cast(BinaryIO, stream), targets)
+        except (DownloadError, PackageError, OSError) as exc:
             fetch.error = str(exc)
             results = [Outcome(t, False, str(exc)) for t in targets]
         finally:

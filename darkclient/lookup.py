@@ -7,30 +7,31 @@ build-ids only, and ``--dry-run`` prints that same object instead of sending it.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from typing import Any
 
 import requests
 
 from darkclient.errors import ClientError, ServerError
+from darkcore import buildid
 
 BATCH_PATH = "/api/v1/buildids"
 MAX_BATCH = 10000  # the server's documented maximum (docs/API.md)
 USER_AGENT = "darkclient/1"
 
-_HEX = re.compile(r"[0-9a-f]+")
-
 Match = dict[str, Any]
 
 
 def normalise_buildid(text: str) -> str:
-    """Lower-case hex, even length, 8 to 128 digits (the API's rule); ClientError otherwise."""
-    value = text.strip().lower()
-    value = value.removeprefix("0x")
-    if not _HEX.fullmatch(value) or len(value) % 2 or not 8 <= len(value) <= 128:
-        raise ClientError(f"not a build-id: {text!r} (need 8 to 128 hex digits, an even number)")
-    return value
+    """The canonical form of a build-id typed by a person (surrounding blanks and a ``0x``
+    prefix are forgiven), by the server's own rule (darkcore.buildid); ClientError otherwise."""
+    value = text.strip()
+    if value[:2].lower() == "0x":
+        value = value[2:]
+    try:
+        return buildid.normalize_build_id(value)
+    except buildid.BadBuildId as exc:
+        raise ClientError(f"not a build-id: {text!r} ({exc.rule})") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +53,9 @@ class LookupResult:
 def batch_requests(server: str, buildids: list[str]) -> list[Request]:
     """The request(s) for these ids: one unless there are more than the server's maximum."""
     unique = list(dict.fromkeys(buildids))
+    for value in unique:  # one bad id would make the server reject the whole batch
+        if not buildid.is_build_id(value) or value != value.lower():
+            raise ClientError(f"refusing to send {value!r}: {buildid.RULE}, lower case")
     url = server.rstrip("/") + BATCH_PATH
     chunks = [unique[i:i + MAX_BATCH] for i in range(0, len(unique), MAX_BATCH)] or [[]]
     return [Request("POST", url, json.dumps({"buildids": chunk}).encode()) for chunk in chunks]

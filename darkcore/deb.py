@@ -48,6 +48,7 @@ class DebMember:
     type: str  # file, hardlink, symlink, dir, other
     linkname: str = ""  # hardlink/symlink target
     data: BoundedReader | None = None  # files: read as much as wanted, the rest is skipped
+    mtime: int = 0  # seconds since the epoch
 
     @property
     def is_regular(self) -> bool:
@@ -198,7 +199,8 @@ def _iter_tar(content: BoundedReader, kind: str, what: str) -> Iterator[DebMembe
     payload = open_decompressed(source, kind)
     try:
         for entry in iter_tar(payload, what):
-            yield DebMember(entry.name, entry.size, entry.type, entry.linkname, entry.data)
+            yield DebMember(entry.name, entry.size, entry.type, entry.linkname, entry.data,
+                            entry.mtime)
         drain(payload)
     finally:
         if payload is not source:

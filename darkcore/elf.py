@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from os import PathLike
 from typing import BinaryIO
 
+from darkcore import buildid
 from darkcore.errors import FormatError, TruncatedError
 
 # e_type values (ELF gABI)
@@ -42,22 +43,25 @@ class ElfInfo:
     elf_type: int  # e_type
     machine: int  # e_machine
     package_note: str | None = None  # FDO .note.package JSON text, when present and valid
+    # A GNU build-id note whose length breaks darkcore.buildid's rule (so build_id is None):
+    # kept so that a caller can say why the file has no usable id.
+    rejected_build_id: bytes | None = None
 
 __all__ = [
-    "BadElfHeaderError", "BadNoteError", "ElfInfo", "TruncatedElfError", "elf_type_name",
-    "iter_notes", "machine_name", "read_elf", "read_elf_bytes", "read_elf_path",
+    "HEADER_SIZE", "SHN_XINDEX", "BadElfHeaderError", "BadNoteError", "ElfHeader", "ElfInfo",
+    "NotElfError", "Segment", "TruncatedElfError", "build_id_in", "debug_alt_link",
+    "elf_type_name", "iter_notes", "machine_name", "parse_header", "parse_segments",
+    "program_header_bytes", "read_elf", "read_elf_bytes", "read_elf_path", "read_section",
 ]
 
 ELF_MAGIC = b"\x7fELF"
-PT_NOTE = 4
-SHT_NOTE = 7
+PT_LOAD, PT_NOTE = 1, 4
+SHT_NOTE, SHT_NOBITS = 7, 8
 NT_GNU_BUILD_ID = 3
 NT_FDO_PACKAGING_METADATA = 0xCAFE1A7E
 # readelf and eu-readelf also take an owner written without its NUL (namesz 3): so do we.
 GNU_OWNERS, FDO_OWNERS = (b"GNU\0", b"GNU"), (b"FDO\0", b"FDO")
 
-# The API accepts 4..64-byte ids (darkserver.lookup.converters); GNU ld writes 8 to 32 bytes.
-MIN_BUILD_ID, MAX_BUILD_ID = 4, 64
 # A JSON package note is a few hundred bytes; a bigger one is not what systemd specifies.
 MAX_PACKAGE_NOTE = 64 * 1024
 # ELF header layout after e_ident, per class: (struct code, header size, phentsize, shentsize).
@@ -127,38 +131,201 @@ def read_elf_path(path: str | PathLike[str]) -> ElfInfo | None:
         return read_elf(f)
 
 
-def _read(read: Reader, size: int) -> ElfInfo:
+@dataclass(frozen=True, slots=True)
+class ElfHeader:
+    """The fields of the ELF header this package uses."""
+
+    elf_class: int  # 32 or 64
+    big_endian: bool
+    elf_type: int
+    machine: int
+    phoff: int
+    phentsize: int
+    phnum: int
+    shoff: int
+    shentsize: int
+    shnum: int
+    shstrndx: int = 0
+
+    @property
+    def order(self) -> str:
+        """struct byte-order prefix."""
+        return ">" if self.big_endian else "<"
+
+    @property
+    def word(self) -> str:
+        """struct code of an address-sized word."""
+        return "Q" if self.elf_class == 64 else "I"
+
+    @property
+    def size(self) -> int:
+        return _HEADER[self.elf_class][1]
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """One program header."""
+
+    type: int
+    offset: int
+    vaddr: int
+    filesz: int
+    memsz: int
+    align: int
+
+
+class NotElfError(FormatError):
+    """The bytes do not start with the ELF magic."""
+
+
+HEADER_SIZE = 64  # the 64-bit header; a 32-bit one (52 bytes) fits in it
+
+
+def parse_header(data: bytes | memoryview) -> ElfHeader:
+    """The ELF header at the start of ``data`` (the first HEADER_SIZE bytes, or all there are)."""
+    size = len(data)
+    if bytes(data[:4]) != ELF_MAGIC:
+        raise NotElfError("not an ELF file (no \\x7fELF magic)")
     if size < 16:
         raise TruncatedElfError(f"ELF identification cut short ({size} bytes)")
-    ident = read(0, 16)
-    elf_class = {1: 32, 2: 64}.get(ident[4])
+    elf_class = {1: 32, 2: 64}.get(data[4])
     if elf_class is None:
-        raise BadElfHeaderError(f"bad ELF class byte {ident[4]}")
-    if ident[5] not in (1, 2):
-        raise BadElfHeaderError(f"bad ELF data encoding byte {ident[5]}")
-    order = ">" if ident[5] == 2 else "<"
-    code, header_size, ph_min, sh_min = _HEADER[elf_class]
+        raise BadElfHeaderError(f"bad ELF class byte {data[4]}")
+    if data[5] not in (1, 2):
+        raise BadElfHeaderError(f"bad ELF data encoding byte {data[5]}")
+    order = ">" if data[5] == 2 else "<"
+    code, header_size, _ph_min, _sh_min = _HEADER[elf_class]
     if size < header_size:
         raise TruncatedElfError(f"ELF header cut short ({size} of {header_size} bytes)")
     (e_type, machine, _version, _entry, phoff, shoff, _flags, _ehsize, phentsize, phnum,
-     shentsize, shnum, _shstrndx) = struct.unpack_from(order + code, read(16, header_size - 16))
+     shentsize, shnum, shstrndx) = struct.unpack_from(order + code, data, 16)
+    return ElfHeader(elf_class, order == ">", e_type, machine, phoff, phentsize, phnum,
+                     shoff, shentsize, shnum, shstrndx)
 
-    regions = _note_sections(read, order, elf_class, shoff, shentsize, shnum, sh_min)
+
+def program_header_bytes(h: ElfHeader) -> int:
+    """Size of the program header table; BadElfHeaderError for an impossible one."""
+    minimum = _HEADER[h.elf_class][2]
+    if h.phnum and h.phentsize < minimum:
+        raise BadElfHeaderError(f"program header entry size {h.phentsize} is below {minimum}")
+    return h.phnum * h.phentsize
+
+
+def parse_segments(h: ElfHeader, table: bytes | memoryview) -> list[Segment]:
+    """The program headers in ``table`` (``program_header_bytes(h)`` bytes)."""
+    need = program_header_bytes(h)
+    if len(table) < need:
+        raise TruncatedElfError(f"program header table cut short ({len(table)} of {need} bytes)")
+    code = h.order + ("IIQQQQQQ" if h.elf_class == 64 else "IIIIIIII")
+    out = []
+    for at in range(0, need, h.phentsize):
+        if h.elf_class == 64:
+            p_type, _flags, offset, vaddr, _paddr, filesz, memsz, align = struct.unpack_from(
+                code, table, at)
+        else:
+            p_type, offset, vaddr, _paddr, filesz, memsz, _flags, align = struct.unpack_from(
+                code, table, at)
+        out.append(Segment(p_type, offset, vaddr, filesz, memsz, align))
+    return out
+
+
+SHN_XINDEX = 0xFFFF
+_SECTION = {32: "IIIIIIIIII", 64: "IIQQQQIIQQ"}  # name type flags addr offset size link info...
+
+
+def read_section(f: BinaryIO, name: str) -> bytes | None:
+    """The contents of the section called ``name`` in the ELF file ``f`` (from its start);
+    None when there is no such section or it has no contents in the file (SHT_NOBITS, as
+    .debug files have for the code). debuginfod's /section/NAME is this."""
+    f.seek(0)
+    head = f.read(HEADER_SIZE)
+    h = parse_header(head)
+    size = f.seek(0, 2)
+
+    def read(offset: int, length: int) -> bytes:
+        if offset < 0 or length < 0 or offset + length > size:
+            raise TruncatedElfError(
+                f"ELF data at {offset}+{length} runs past the end of the file ({size} bytes)")
+        f.seek(offset)
+        return f.read(length)
+
+    if h.shoff == 0:
+        return None
+    minimum = _HEADER[h.elf_class][3]
+    if h.shentsize < minimum:
+        raise BadElfHeaderError(f"section header entry size {h.shentsize} is below {minimum}")
+    unpack = struct.Struct(h.order + _SECTION[h.elf_class]).unpack_from
+    shnum, strndx = h.shnum, h.shstrndx
+    if shnum == 0 or strndx == SHN_XINDEX:  # extended numbering: section 0 holds the values
+        first = unpack(read(h.shoff, h.shentsize), 0)
+        shnum = shnum or first[5]
+        strndx = first[6] if strndx == SHN_XINDEX else strndx
+    if shnum > MAX_SECTIONS or strndx >= shnum:
+        raise BadElfHeaderError(f"implausible section count {shnum} or name index {strndx}")
+    table = read(h.shoff, shnum * h.shentsize)
+    sections = [unpack(table, i * h.shentsize) for i in range(shnum)]
+    names_sh = sections[strndx]
+    names = read(names_sh[4], names_sh[5])
+    wanted = name.encode()
+    for sh_name, sh_type, _flags, _addr, offset, length, *_rest in sections:
+        end = names.find(b"\0", sh_name)
+        if names[sh_name:end if end >= 0 else len(names)] == wanted:
+            return None if sh_type == SHT_NOBITS else read(offset, length)
+    return None
+
+
+def debug_alt_link(f: BinaryIO) -> tuple[str, bytes] | None:
+    """(file name, build-id) of the dwz file a debug file refers to (.gnu_debugaltlink: the
+    name, NUL, the build-id bytes); None when it refers to none."""
+    data = read_section(f, ".gnu_debugaltlink")
+    if not data or b"\0" not in data:
+        return None
+    name, _, raw = data.partition(b"\0")
+    if not buildid.valid_length(len(raw)):
+        return None
+    return name.decode("utf-8", "backslashreplace"), raw
+
+
+def build_id_in(data: bytes | memoryview, big_endian: bool, align: int = 4) -> bytes | None:
+    """The GNU build-id among the notes in ``data`` (a note section or segment), when it
+    follows the API's rule (darkcore.buildid); None otherwise. A bad entry ends the search."""
+    try:
+        for owner, ntype, desc in iter_notes(data, big_endian, 8 if align == 8 else 4):
+            if ntype == NT_GNU_BUILD_ID and owner in GNU_OWNERS:
+                return bytes(desc) if buildid.valid_length(len(desc)) else None
+    except BadNoteError:
+        pass
+    return None
+
+
+def _read(read: Reader, size: int) -> ElfInfo:
+    if size < 16:
+        raise TruncatedElfError(f"ELF identification cut short ({size} bytes)")
+    h = parse_header(read(0, min(size, HEADER_SIZE)))
+    order, elf_class = h.order, h.elf_class
+    _code, _header_size, ph_min, sh_min = _HEADER[elf_class]
+    e_type, machine = h.elf_type, h.machine
+
+    regions = _note_sections(read, order, elf_class, h.shoff, h.shentsize, h.shnum, sh_min)
     if regions is None:  # no note section: fall back to the PT_NOTE segments
-        regions = _note_segments(read, order, elf_class, phoff, phentsize, phnum, ph_min)
+        regions = _note_segments(read, order, elf_class, h.phoff, h.phentsize, h.phnum, ph_min)
     build_id: bytes | None = None
+    rejected: bytes | None = None
     package_note: str | None = None
     for offset, length, align in regions:
         try:
             for owner, ntype, desc in iter_notes(read(offset, length), order == ">", align):
                 if ntype == NT_GNU_BUILD_ID and owner in GNU_OWNERS and build_id is None:
-                    if MIN_BUILD_ID <= len(desc) <= MAX_BUILD_ID:
+                    if buildid.valid_length(len(desc)):  # the API's rule, nothing else
                         build_id = bytes(desc)
+                    elif rejected is None:
+                        rejected = bytes(desc)
                 elif ntype == NT_FDO_PACKAGING_METADATA and owner in FDO_OWNERS:
                     package_note = package_note or _package_json(desc)
         except BadNoteError:
             pass  # a bad entry ends its section; the notes before it stay valid
-    return ElfInfo(build_id, elf_class, order == ">", e_type, machine, package_note)
+    return ElfInfo(build_id, elf_class, order == ">", e_type, machine, package_note,
+                   None if build_id else rejected)
 
 
 def _table(read: Reader, offset: int, entsize: int, count: int, minimum: int,

@@ -235,8 +235,10 @@ def reload() -> None:
 
 def parse_ini(path: Path) -> configparser.ConfigParser:
     """An INI file read the way every Darkserver file is (UTF-8, no ``%`` interpolation: URL
-    templates hold ``%2F``); ConfigError names the file."""
-    parser = configparser.ConfigParser(interpolation=None)
+    templates hold ``%2F``; inline comments after a blank, ``timeout = 10  ; seconds``, as
+    examples write them, while a ``;`` or ``#`` inside a value stays); ConfigError names the
+    file."""
+    parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=(";", "#"))
     try:
         parser.read(path, encoding="utf-8")
     except (configparser.Error, UnicodeDecodeError) as exc:

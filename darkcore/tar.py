@@ -35,6 +35,7 @@ class TarEntry:
     type: str  # file, hardlink, symlink, dir, other
     linkname: str
     data: BoundedReader | None  # regular files only
+    mtime: int = 0  # seconds since the epoch (debuginfod's Last-Modified)
 
 
 def _number(field: bytes, what: str) -> int:
@@ -48,6 +49,16 @@ def _number(field: bytes, what: str) -> int:
         return int(text, 8)
     except ValueError:
         raise FormatError(f"{what}: corrupt tar header (bad number {field!r})") from None
+
+
+def _mtime(pax: str | None, field: bytes, what: str) -> int:
+    """A pax mtime ("1700000000.5") wins over the header's octal field."""
+    if pax:
+        try:
+            return int(float(pax))
+        except ValueError:
+            raise FormatError(f"{what}: corrupt pax mtime {pax!r}") from None
+    return _number(field, what)
 
 
 def _text(field: bytes) -> str:
@@ -125,6 +136,7 @@ def iter_tar(stream: BinaryIO, what: str = "tar") -> Iterator[TarEntry]:
                 size = int(pax["size"])
             except ValueError:
                 raise FormatError(f"{what}: corrupt pax size") from None
+        mtime = _mtime(pax.get("mtime"), header[136:148], what)
         long_name = long_link = None
         pax = {}
         kind = _TYPES.get(typeflag, "other")
@@ -133,7 +145,7 @@ def iter_tar(stream: BinaryIO, what: str = "tar") -> Iterator[TarEntry]:
         # Only regular files carry data; everything else stores size 0 or data we skip.
         data = BoundedReader(src, size, f"{what} member {name!r}")
         entry = TarEntry(name, size if kind == "file" else 0, kind, linkname,
-                         data if kind == "file" else None)
+                         data if kind == "file" else None, mtime)
         yield entry
         data.skip()
         _skip_padding(src, size, what)

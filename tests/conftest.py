@@ -12,6 +12,9 @@ from darkcore import settings as settings_registry
 from darkimport import samples
 from tests.oracle import ExpectedRow, expected_rows
 
+# Programs compiled with gcc and their cores: used by tests/darkclient and tests/darkcore.
+pytest_plugins = ["tests.programs"]
+
 
 class _MonkeyPatch(pytest.MonkeyPatch):
     """pytest's monkeypatch, re-reading the settings registry whenever the environment changes:

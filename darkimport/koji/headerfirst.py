@@ -36,6 +36,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from darkcore import buildid
 from darkcore.elf import ET_CORE, ET_DYN, ET_EXEC, ET_REL
 from darkimport.run.records import ElfRecord
 
@@ -50,7 +51,6 @@ _LINK = re.compile(
     r"^/usr/lib/(?:debug/)?\.build-id/([0-9a-f]{2})/([0-9a-f]+)(?:\.\d+)?(\.debug)?$"
 )
 _CLASS_BUILD_ID = re.compile(r"BuildID\[[^\]]*\]=(?:0x)?([0-9a-f]+)")
-MIN_BUILD_ID, MAX_BUILD_ID = 4, 64  # bytes; the schema's column holds 64
 
 _ELF_TYPES = {
     "relocatable": ET_REL,
@@ -176,7 +176,7 @@ def _link_ids(by_path: Mapping[str, HeaderFile]) -> dict[str, bytes]:
         if match is None or not stat.S_ISLNK(f.mode) or not f.linkto:
             continue
         hexid = match.group(1) + match.group(2)
-        if len(hexid) % 2 or not MIN_BUILD_ID <= len(hexid) // 2 <= MAX_BUILD_ID:
+        if not buildid.is_build_id(hexid):
             continue
         target = _resolve(f.path, by_path)
         if target is not None:
@@ -205,7 +205,7 @@ def _class_build_id(fclass: str) -> bytes | None:
     if match is None:
         return None
     hexid = match.group(1)
-    if len(hexid) % 2 or not MIN_BUILD_ID <= len(hexid) // 2 <= MAX_BUILD_ID:
+    if not buildid.is_build_id(hexid):
         return None
     return bytes.fromhex(hexid)
 

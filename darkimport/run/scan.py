@@ -31,11 +31,12 @@ from typing import IO, BinaryIO, Protocol, cast
 
 from darkcore import urltemplates
 from darkcore.compression import CHUNK, DigestReader, drain, sniff
-from darkcore.deb import AR_MAGIC, DebControl, DebReader
+from darkcore.deb import DebControl, DebReader
 from darkcore.elf import ElfInfo, read_elf, read_elf_bytes
 from darkcore.errors import FormatError, PackageError, TruncatedError, UnsupportedPackage
+from darkcore.package import Package, is_package
 from darkcore.paths import PathRejected, normalize_member_path
-from darkcore.rpm import LEAD_MAGIC, RpmReader
+from darkcore.rpm import RpmReader
 from darkimport.run.records import ElfRecord, PackageMeta, PackageScan
 
 ELF_MAGIC = b"\x7fELF"
@@ -70,16 +71,24 @@ def scan_stream(stream: BinaryIO, filename: str, options: ScanOptions | None = N
     counted = DigestReader(stream, sha256)
     magic, source = sniff(io.BufferedReader(counted, CHUNK), 8)
     try:
-        if magic.startswith(LEAD_MAGIC):
-            scan = _scan_rpm(source, filename, options)
-        elif magic.startswith(AR_MAGIC):
-            scan = _scan_deb(source, filename, options)
-        elif not magic:
+        if not magic:
             raise TruncatedError("empty file")
-        elif filename.endswith(PACKAGE_SUFFIXES):
-            raise FormatError(f"not a package: no rpm or deb magic (starts with {magic!r})")
-        else:
+        if not is_package(magic):
+            if filename.endswith(PACKAGE_SUFFIXES):
+                raise FormatError(f"not a package: no rpm or deb magic (starts with {magic!r})")
             raise UnsupportedPackage("not an rpm or deb package")
+        package = Package(source)
+        collected = _Collector()
+        for member in package.members():
+            if member.is_regular and member.data is not None:
+                collected.add_file(member.names, member.size, member.data)
+            elif member.type == "hardlink":
+                collected.add_link(member.name, member.linkname)
+        if package.rpm is not None:
+            scan = _rpm_scan(package.rpm, filename, options, collected)
+        else:
+            assert package.deb is not None
+            scan = _deb_scan(package.deb, filename, options, collected)
         drain(source)  # the SHA-256 covers the whole file
     except PackageError:
         raise
@@ -209,12 +218,8 @@ def _finish(meta: PackageMeta, collected: _Collector) -> PackageScan:
 # --- rpm ---------------------------------------------------------------------------------
 
 
-def _scan_rpm(source: BinaryIO, filename: str, options: ScanOptions) -> PackageScan:
-    rpm = RpmReader(source)
-    collected = _Collector()
-    for member in rpm.members():
-        if member.is_regular:
-            collected.add_file(member.names, member.size, member.data)
+def _rpm_scan(rpm: RpmReader, filename: str, options: ScanOptions,
+              collected: _Collector) -> PackageScan:
     meta = PackageMeta(
         kind="rpm", name=rpm.name, epoch=rpm.epoch, version=rpm.version, release=rpm.release,
         arch=rpm.arch, source_name=srpm_name(rpm.sourcerpm), filename=filename, nvra=rpm.nvra,
@@ -248,14 +253,8 @@ def rpm_distro(release: str) -> str:
 # --- deb ---------------------------------------------------------------------------------
 
 
-def _scan_deb(source: BinaryIO, filename: str, options: ScanOptions) -> PackageScan:
-    deb = DebReader(source)
-    collected = _Collector()
-    for member in deb.members():
-        if member.is_regular and member.data is not None:
-            collected.add_file((member.name,), member.size, member.data)
-        elif member.type == "hardlink":
-            collected.add_link(member.name, member.linkname)
+def _deb_scan(deb: DebReader, filename: str, options: ScanOptions,
+              collected: _Collector) -> PackageScan:
     control = deb.control
     assert control is not None  # DebReader.members() fails without one
     meta = _deb_meta(control, filename, options)

@@ -14,15 +14,16 @@ import re
 from collections.abc import Callable
 from typing import TypeVar
 
+from darkcore import buildid
+from darkcore.buildid import MAX_DIGITS, MIN_DIGITS
 from darkserver.lookup.errors import ApiError, BadBuildId, Invalid
 
-MIN_DIGITS = 8  # 4 bytes: the shortest build-id a linker writes is 8 bytes; keep some slack
-MAX_DIGITS = 128  # 64 bytes: models.MAX_BUILD_ID_BYTES
+__all__ = ["MAX_DIGITS", "MIN_DIGITS", "normalize_build_id", "normalize_build_id_list",
+           "normalize_prefix"]
 MIN_PREFIX_DIGITS = 16  # Breakpad-style tools keep the first 16 bytes; 8 would match too much
 T = TypeVar("T")
 PREFIX_RULE = f"a build-id prefix must be {MIN_PREFIX_DIGITS} to {MAX_DIGITS} hex digits"
 
-_BUILD_ID = re.compile(f"(?:[0-9a-fA-F]{{2}}){{{MIN_DIGITS // 2},{MAX_DIGITS // 2}}}")
 _PREFIX = re.compile(f"[0-9a-fA-F]{{{MIN_PREFIX_DIGITS},{MAX_DIGITS}}}")
 
 
@@ -34,8 +35,9 @@ def _checked(normalize: Callable[[str], T], value: str) -> T | Invalid:
 
 
 def normalize_build_id(value: str) -> str:
-    """The lower-case hex form of a build-id, or ``BadBuildId`` saying what is wrong."""
-    if _BUILD_ID.fullmatch(value) is None:
+    """The lower-case hex form of a build-id, or ``BadBuildId`` saying what is wrong (the rule
+    is darkcore.buildid's, shared with the ELF reader and the client)."""
+    if not buildid.is_build_id(value):
         raise BadBuildId(value)
     return value.lower()
 

@@ -19,9 +19,10 @@ from django.core.exceptions import BadRequest, RequestDataTooBig
 from django.db import DatabaseError, connections
 from django.http import HttpRequest, HttpResponse
 
+from darkcore import buildid
 from darkserver.lookup.jsonout import json_response
 
-BUILD_ID_RULE = "build-id must be 8 to 128 hex digits, even length"
+BUILD_ID_RULE = buildid.RULE  # one rule: darkcore.buildid
 RETRY_AFTER = 1  # seconds a client should wait after a 503
 
 log = logging.getLogger(__name__)

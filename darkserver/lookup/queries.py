@@ -175,6 +175,27 @@ def package_row(nvra: str) -> Row | None:
     return row
 
 
+# Fedora's rpmbuild puts a build's sources (/usr/src/debug/NAME-V-R.ARCH/...) in one package
+# per build and arch named after the source package: NAME-debugsource.
+SOURCE_PACKAGE_SUFFIX = "-debugsource"
+
+
+def source_rows(package_ids: Iterable[int]) -> list[Row]:
+    """The source-bearing packages of the builds of ``package_ids``, keyed like package_row:
+    derived from the rows stored (packages of the same build whose name ends in -debugsource),
+    so no import has to record anything more. Ordered by NVRA."""
+    fields = [*PACKAGE_FIELDS, *(f"build__{f}" for f in BUILD_FIELDS)]
+    builds = Package.objects.filter(id__in=list(package_ids)).values("build_id")
+    found = (Package.objects.filter(build_id__in=builds, name__endswith=SOURCE_PACKAGE_SUFFIX)
+             .order_by("nvra").values("id", *fields))
+    rows = []
+    for item in found:
+        row = {f"package__{k}": v for k, v in item.items() if k != "id"}
+        row["package_id"] = item["id"]
+        rows.append(row)
+    return rows
+
+
 def package_rows(nvra: str) -> tuple[Row | None, list[Row]]:
     """A package (see package_row) and its ELF rows in path order."""
     rows = list(

@@ -172,6 +172,13 @@ class Matches:
         }
 
 
+def sources(rows: list[Row]) -> list[dict[str, Any]]:
+    """Source packages (queries.source_rows): package, build and candidate URLs of each."""
+    configured = url_templates()
+    return [{"package": package_doc(r), "build": build_doc(r),
+             "urls": candidate_urls(r, configured)} for r in rows]
+
+
 def matches(rows: list[Row]) -> list[dict[str, Any]]:
     m = Matches()
     return [m.match(row) for row in rows]

@@ -16,6 +16,7 @@ urlpatterns = [
     path("package/<nvra:nvra>", views_compat.package, name="compat-package"),
     path("serverversion", views_compat.serverversion, name="compat-serverversion"),
     # /api/v1/
+    path("api/v1/buildid/<buildid:buildid>/sources", views_api.sources, name="api-sources"),
     path("api/v1/prefix/<buildidprefix:prefix>", views_api.prefix, name="api-prefix"),
     path("api/v1/rpm/<nvra:nvra>", views_api.rpm, name="api-rpm"),
     path("api/v1/package/<str:name>", views_api.package, name="api-package"),

@@ -19,6 +19,18 @@ def buildid(request: HttpRequest, buildid: str) -> HttpResponse:
     return answers.response(answers.single(buildid))
 
 
+@api("GET")
+def sources(request: HttpRequest, buildid: str) -> HttpResponse:
+    """GET /api/v1/buildid/<id>/sources: the packages holding the sources of the builds that
+    contain this build-id (-debugsource rpms); 404 when the id is unknown. Not on the fast
+    path: a debugger asks for it once per build, not once per module."""
+    rows = queries.by_build_id(buildid)
+    if not rows:
+        return answers.response(answers.single(buildid))  # the same 404 document
+    found = queries.source_rows({r["package_id"] for r in rows})
+    return json_response({"buildid": buildid, "sources": serialize.sources(found)})
+
+
 @api("POST")
 def batch(request: HttpRequest) -> HttpResponse:
     body = request.body

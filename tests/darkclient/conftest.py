@@ -9,10 +9,8 @@ import functools
 import hashlib
 import http.server
 import os
-import resource
 import shutil
 import socket
-import subprocess
 import textwrap
 import threading
 from collections.abc import Iterator
@@ -22,160 +20,26 @@ from typing import Any
 
 import pytest
 
-from darkclient.elf import read_elf_path
+from darkcore.elf import read_elf_path
+from darkimport import samples
 from darkserver.lookup.models import Build, ElfFile, Package, path_key
 from tests.helpers import live_app
+from tests.programs import (
+    LIBA_C,
+    LIBB_C,
+    MAIN_C,
+    SPEC,
+    Program,
+    Rpms,
+    gdb_core,
+    kernel_core,
+    run,
+)
 
-MAIN_C = r"""
-#include <signal.h>
-#include <stdio.h>
-int liba_twice(int);
-int libb_add(int, int);
-static int crash_here(int depth) {
-    if (depth > 0) raise(SIGABRT);
-    return depth;
-}
-int main(int argc, char **argv) {
-    int v = libb_add(liba_twice(argc), 1);
-    printf("%d\n", v);
-    return crash_here(v);
-}
-"""
-LIBA_C = "int liba_twice(int x) { return 2 * x; }\n"
-LIBB_C = "int libb_add(int x, int y) { return x + y; }\n"
-
-
-def run(args: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(args, check=True, capture_output=True, text=True, timeout=120, **kw)
-
-
-@dataclass(frozen=True)
-class Program:
-    dir: Path
-    main: Path  # unstripped
-    stripped: Path  # stripped copy of main
-    debug: Path  # main's separate debug file (objcopy --only-keep-debug)
-    liba: Path
-    libb: Path
-    main_id: str
-    liba_id: str
-    libb_id: str
-
-
-@pytest.fixture(scope="session")
-def program(tmp_path_factory: pytest.TempPathFactory) -> Program:
-    d = tmp_path_factory.mktemp("prog")
-    (d / "crashy.c").write_text(MAIN_C)
-    (d / "liba.c").write_text(LIBA_C)
-    (d / "libb.c").write_text(LIBB_C)
-    run(["gcc", "-g", "-O0", "-shared", "-fPIC", "-Wl,--build-id", "-o", "libdca.so", "liba.c"],
-        cwd=d)
-    run(["gcc", "-g", "-O0", "-shared", "-fPIC", "-Wl,--build-id=md5", "-o", "libdcb.so",
-         "libb.c"], cwd=d)
-    run(["gcc", "-g", "-O0", "-Wl,--build-id", "-o", "crashy", "crashy.c", "-L.", "-ldca",
-         "-ldcb", f"-Wl,-rpath,{d}"], cwd=d)
-    run(["objcopy", "--only-keep-debug", "crashy", "crashy.debug"], cwd=d)
-    run(["strip", "--strip-all", "-o", "crashy.stripped", "crashy"], cwd=d)
-
-    def bid(p: Path) -> str:
-        b = read_elf_path(p).build_id
-        assert b is not None
-        return b.hex()
-
-    return Program(d, d / "crashy", d / "crashy.stripped", d / "crashy.debug",
-                   d / "libdca.so", d / "libdcb.so",
-                   bid(d / "crashy"), bid(d / "libdca.so"), bid(d / "libdcb.so"))
-
-
-def gdb_core(binary: Path, out: Path) -> Path:
-    """A core of ``binary`` written by gdb when it stops at SIGABRT."""
-    proc = subprocess.run(
-        ["gdb", "-nx", "-batch", "-iex", "set debuginfod enabled off",
-         "-ex", "set use-coredump-filter off", "-ex", "run",
-         "-ex", f"generate-core-file {out}", str(binary)],
-        capture_output=True, text=True, timeout=120, cwd=binary.parent)
-    assert out.exists(), proc.stdout + proc.stderr
-    return out
-
-
-def kernel_core(binary: Path, workdir: Path) -> Path | None:
-    """A core written by the kernel (ulimit -c unlimited, SIGABRT), when core_pattern allows."""
-    pattern = Path("/proc/sys/kernel/core_pattern").read_text().strip()
-    if pattern.startswith("|") or "/" in pattern or "%" in pattern:
-        return None  # piped to a crash collector, or elsewhere: not ours to fetch
-
-    def limits() -> None:
-        resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
-        with open("/proc/self/coredump_filter", "w") as f:
-            f.write("0x33")  # anonymous + ELF headers, the kernel default
-
-    workdir.mkdir(parents=True, exist_ok=True)
-    subprocess.run([str(binary)], cwd=workdir, preexec_fn=limits, capture_output=True,
-                   timeout=60)
-    for name in (pattern, f"{pattern}.*"):
-        found = sorted(workdir.glob(name))
-        if found:
-            return found[0]
-    return None
-
-
-@pytest.fixture(scope="session")
-def cores(program: Program, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    d = tmp_path_factory.mktemp("cores")
-    out = {"gdb": gdb_core(program.main, d / "gdb.core"),
-           "stripped": gdb_core(program.stripped, d / "stripped.core")}
-    k = kernel_core(program.main, d / "kernel")
-    if k is not None:
-        out["kernel"] = k
-    return out
-
+__all__ = ["LIBA_C", "LIBB_C", "MAIN_C", "SPEC", "Program", "Rpms", "gdb_core", "kernel_core",
+           "run"]
 
 # --- rpms --------------------------------------------------------------------------------------
-
-SPEC = """\
-%global debug_package %{{nil}}
-%global __os_install_post %{{nil}}
-%global _build_id_links none
-Name: crashy
-Version: 1.0
-Release: 1.fc40
-Summary: a program that crashes
-License: MIT
-BuildArch: x86_64
-%description
-crashes
-%package debuginfo
-Summary: debug info for crashy
-%description debuginfo
-debug info
-%install
-mkdir -p %{{buildroot}}/usr/bin %{{buildroot}}/usr/lib/debug/usr/bin
-install -m 0755 {stripped} %{{buildroot}}/usr/bin/crashy
-install -m 0644 {debug} %{{buildroot}}/usr/lib/debug/usr/bin/crashy-1.0-1.fc40.x86_64.debug
-%files
-/usr/bin/crashy
-%files debuginfo
-/usr/lib/debug/usr/bin/crashy-1.0-1.fc40.x86_64.debug
-"""
-
-
-@dataclass(frozen=True)
-class Rpms:
-    main: Path
-    debuginfo: Path
-
-
-@pytest.fixture(scope="session")
-def rpms(program: Program, tmp_path_factory: pytest.TempPathFactory) -> Rpms:
-    top = tmp_path_factory.mktemp("rpmbuild")
-    spec = top / "crashy.spec"
-    spec.write_text(SPEC.format(stripped=program.stripped, debug=program.debug))
-    run(["rpmbuild", "-bb", "--define", f"_topdir {top}", "--define", "_binary_payload w9.xzdio",
-         str(spec)])
-    rpmdir = top / "RPMS" / "x86_64"
-    return Rpms(rpmdir / "crashy-1.0-1.fc40.x86_64.rpm",
-                rpmdir / "crashy-debuginfo-1.0-1.fc40.x86_64.rpm")
-
 
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
@@ -333,7 +197,9 @@ def crashy_rows(transactional_db: None, rpms: Rpms, program: Program,
     add_package("crashy-debuginfo", build, rpms.debuginfo, debug_url,
                 [(program.main_id, "/usr/lib/debug/usr/bin/crashy-1.0-1.fc40.x86_64.debug",
                   True)])
-    return {"main_url": main_url, "debug_url": debug_url}
+    source_url = copy_to(koji, rpms.debugsource, "packages/crashy/1.0/1.fc40/x86_64")
+    add_package("crashy-debugsource", build, rpms.debugsource, source_url, [])
+    return {"main_url": main_url, "debug_url": debug_url, "source_url": source_url}
 
 
 @pytest.fixture
@@ -377,3 +243,119 @@ def copy_to(server: FileServer, rpm: Path, subdir: str = "") -> str:
 def _no_debuginfod_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DEBUGINFOD_URLS", raising=False)
     os.environ.pop("DEBUGINFOD_URLS", None)
+
+
+# --- one package per payload kind ----------------------------------------------------------
+
+DEBUG_PATH = "/usr/lib/debug/usr/bin/crashy-1.0-1.fc40.x86_64.debug"
+
+
+@dataclass(frozen=True)
+class PayloadKind:
+    package: Path
+    build_id: str
+    member: str  # the install path as the server stores it (normalised)
+    content: bytes  # the member's bytes
+
+
+def _odd_names_deb(path: Path, program: Program) -> Path:
+    """A deb whose member is named "./usr/lib/debug//.build-id/./xx/rest.debug" (tar as
+    Python writes it, ar as dpkg lays it out); the server stores the normalised path."""
+    from tests.darkcore.archive_tools import assemble_deb, tar_bytes
+
+    bid = program.main_id
+    name = f"./usr/lib/debug//.build-id/./{bid[:2]}/{bid[2:]}.debug"
+    fields = {"Package": "crashy-dbgsym", "Version": "1.0-1", "Architecture": "amd64"}
+    return assemble_deb(path, tar_bytes([(name, program.debug.read_bytes())]), "data.tar", fields)
+
+
+@pytest.fixture(scope="session")
+def payload_kinds(program: Program, large_rpm: Path, sample_elves: list[samples.SampleElf],
+                  tmp_path_factory: pytest.TempPathFactory) -> dict[str, PayloadKind]:
+    """Every payload the importer reads, in a real package holding one debug file: rpms by
+    rpmbuild (gzip, bzip2, xz, lzma, zstd, uncompressed without a PAYLOADCOMPRESSOR tag),
+    the stripped-cpio rpm (a 4 GiB member), debs by dpkg-deb (gz, xz, zst, bz2, none) and a
+    deb whose member name has "//" and "/./"."""
+    work = tmp_path_factory.mktemp("payloads")
+    bid = program.main_id
+    data = program.debug.read_bytes()
+    kinds: dict[str, PayloadKind] = {}
+    for comp in ("gzip", "bzip2", "xz", "lzma", "zstd", "none"):
+        rpm = samples.build_rpm(work, "crashy-debuginfo", "1.0", "1.fc40",
+                                [(program.debug, DEBUG_PATH)], comp)
+        kinds[f"rpm-{comp}"] = PayloadKind(rpm, bid, DEBUG_PATH, data)
+    deb_path = f"/usr/lib/debug/.build-id/{bid[:2]}/{bid[2:]}.debug"
+    for comp in samples.DEB_COMPRESSIONS:
+        deb = samples.build_deb(work, "crashy-dbgsym", "1.0-1", "amd64",
+                                [(program.debug, deb_path)], comp)
+        kinds[f"deb-{comp}"] = PayloadKind(deb, bid, deb_path, data)
+    odd = work / "odd"
+    odd.mkdir()
+    kinds["deb-odd-names"] = PayloadKind(
+        _odd_names_deb(odd / "crashy-dbgsym_1.0-1_amd64.deb", program), bid, deb_path, data)
+    elf = next(e for e in sample_elves if e.label == "exec-sha1")
+    assert elf.build_id is not None
+    kinds["rpm-stripped-cpio"] = PayloadKind(large_rpm, elf.build_id, elf.install_path,
+                                             elf.source.read_bytes())
+    return kinds
+
+
+def add_payload_kind(kind: PayloadKind, koji: FileServer) -> None:
+    """Rows saying ``kind``'s member is the debug file of its build-id; the package on Koji."""
+    build = make_build()
+    url = copy_to(koji, kind.package)
+    name = kind.package.name.split("_", 1)[0] if kind.package.suffix == ".deb" else \
+        kind.package.name.removesuffix("-1.0-1.fc40.x86_64.rpm")
+    add_package(name, build, kind.package, url, [(kind.build_id, kind.member, True)],
+                filename=kind.package.name)
+
+
+# --- a dwz'd debuginfo package ---------------------------------------------------------------
+
+DWZ_C = r"""
+#include <stdio.h>
+struct shared_shape { int width, height; double scale; char label[32]; };
+int show_FN(struct shared_shape *s) { return printf("%s %d\n", s->label, s->width); }
+int main(void) { struct shared_shape s = {3, 4, 1.5, "FN"}; return show_FN(&s) < 0; }
+"""
+DWZ_PATH = "/usr/lib/debug/.dwz/dwzdemo-1.0-1.fc40.x86_64"
+
+
+@dataclass(frozen=True)
+class DwzDemo:
+    stripped: Path  # program "a", stripped
+    ids: dict[str, str]  # "a", "b", "dwz" -> build-id
+    paths: dict[str, str]  # the same -> install path in the debuginfo rpm
+    debuginfo: Path  # the rpm: a's and b's debug files, their common dwz file
+
+
+@pytest.fixture(scope="session")
+def dwz_demo(tmp_path_factory: pytest.TempPathFactory) -> DwzDemo:
+    """Two programs sharing a struct; their debug files made by objcopy, then `dwz -m` moves
+    the shared DWARF into one file that both name in .gnu_debugaltlink (as Fedora ships)."""
+    d = tmp_path_factory.mktemp("dwz")
+    for name in ("a", "b"):
+        (d / f"{name}.c").write_text(DWZ_C.replace("FN", name))
+        run(["gcc", "-g", "-O0", "-Wl,--build-id", "-o", name, f"{name}.c"], cwd=d)
+        run(["objcopy", "--only-keep-debug", name, f"{name}.debug"], cwd=d)
+        run(["strip", "--strip-all", "-o", f"{name}.stripped", name], cwd=d)
+    run(["dwz", "-m", "common.dwz", "-M", DWZ_PATH, "a.debug", "b.debug"], cwd=d)
+
+    def bid(p: Path) -> str:
+        info = read_elf_path(p)
+        assert info is not None and info.build_id is not None
+        return info.build_id.hex()
+
+    ids = {"a": bid(d / "a"), "b": bid(d / "b"), "dwz": bid(d / "common.dwz")}
+    paths = {"a": "/usr/lib/debug/usr/bin/a-1.0-1.fc40.x86_64.debug",
+             "b": "/usr/lib/debug/usr/bin/b-1.0-1.fc40.x86_64.debug", "dwz": DWZ_PATH}
+    files = {"a": d / "a.debug", "b": d / "b.debug", "dwz": d / "common.dwz"}
+    rpm = samples.build_rpm(d, "dwzdemo-debuginfo", "1.0", "1.fc40",
+                            [(files[k], paths[k]) for k in files], "xz")
+    return DwzDemo(d / "a.stripped", ids, paths, rpm)
+
+
+def add_dwz_demo(demo: DwzDemo, koji: FileServer) -> None:
+    url = copy_to(koji, demo.debuginfo)
+    add_package("dwzdemo-debuginfo", make_build("dwzdemo"), demo.debuginfo, url,
+                [(demo.ids[k], demo.paths[k], True) for k in ("a", "b", "dwz")])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -111,8 +112,8 @@ def test_not_json_and_4xx(client_env: Path, koji: FileServer, darkserver: str) -
 def test_bad_input(client_env: Path, tmp_path: Path, program: Program, dead_url: str) -> None:
     code, _, err = run("buildid", "xyz", "--server", dead_url, "--dry-run")
     assert code == 2
-    assert err.splitlines()[0] == ("darkclient: not a build-id: 'xyz' (need 8 to 128 hex "
-                                   "digits, an even number)")
+    assert err.splitlines()[0] == ("darkclient: not a build-id: 'xyz' (build-id must be 8 to "
+                                   "128 hex digits, even length)")
     junk = tmp_path / "junk"
     junk.write_bytes(b"hello world")
     code, _, err = run("core", str(junk), "--server", dead_url)
@@ -156,3 +157,54 @@ def test_mirror_first_then_koji(darkserver: str, client_env: Path, crashy_rows: 
     }
     assert ("HEAD", "/updates/40/Everything/x86_64/Packages/c/"
             "crashy-debuginfo-1.0-1.fc40.x86_64.rpm") in mirror.requests
+
+
+@pytest.mark.parametrize("id_bytes", [2, 65])
+def test_id_the_server_would_reject_is_never_sent(darkserver: str, client_env: Path,
+                                                 crashy_rows: dict[str, Any], program: Program,
+                                                 tmp_path: Path, id_bytes: int) -> None:
+    """ld writes any --build-id=0xHEX it is given; the server answers a batch holding an id
+    outside 4..64 bytes with 400. The client says so locally and still looks the others up."""
+    odd = tmp_path / "odd"
+    (tmp_path / "odd.c").write_text("int main(void) { return 0; }\n")
+    subprocess.run(["gcc", f"-Wl,--build-id=0x{'ab' * id_bytes}", "-o", str(odd),
+                    str(tmp_path / "odd.c")], check=True)
+    code, out, err = run("file", str(odd), str(program.main), "--server", darkserver,
+                         "--json", "--no-check")
+    # Before: the whole batch was refused with HTTP 400 (exit 2). A file without a usable id
+    # does not decide the exit status.
+    assert (code, err) == (0, ""), err
+    doc = json.loads(out)
+    items = {i["source"]: i for i in doc["items"]}
+    assert items[str(program.main)]["found"] is True
+    assert items[str(odd)]["buildid"] is None
+    assert f"build-id note of {id_bytes} bytes" in items[str(odd)]["problem"]
+    [missing] = doc["not_found"]
+    assert missing["source"] == str(odd) and missing["counts_for_status"] is False
+    code, out, err = run("file", str(odd), "--server", darkserver, "--dry-run")
+    assert code == 0 and '"buildids": []' in out and "abab" not in out
+
+
+def test_exit_status_counts_modules_that_matter(darkserver: str, client_env: Path,
+                                                crashy_rows: dict[str, Any], program: Program,
+                                                cores: dict[str, Path]) -> None:
+    """0 once every module with a build-id except the vDSO is known; 1 while one is not."""
+    from darkcore.core import VDSO_NAME, read_core_path
+    from tests.darkclient.conftest import add_package, make_build
+
+    core = read_core_path(cores["gdb"])
+    assert any(m.name == VDSO_NAME for m in core.modules)  # the case this is about
+    code, out, _ = run("core", str(cores["gdb"]), "--server", darkserver, "--json",
+                       "--no-check")
+    doc = json.loads(out)
+    counted = {m["source"] for m in doc["not_found"] if m["counts_for_status"]}
+    assert code == 1 and str(program.liba) in counted and VDSO_NAME not in counted
+    others = [(m.build_id_hex, m.name, False) for m in core.modules
+              if m.build_id and m.name != VDSO_NAME and m.build_id_hex != program.main_id]
+    add_package("system", make_build("system"), None, "", others)
+    code, out, _ = run("core", str(cores["gdb"]), "--server", darkserver, "--json",
+                       "--no-check")
+    doc = json.loads(out)
+    assert code == 0, doc["not_found"]
+    assert [(m["source"], m["why"], m["counts_for_status"]) for m in doc["not_found"]] == [
+        (VDSO_NAME, "the kernel's vDSO: in no package", False)]

@@ -2,19 +2,33 @@
 
 from __future__ import annotations
 
+import io
 import os
+import re
 import subprocess
 import threading
 from collections.abc import Iterator
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 import requests
 
 from darkclient import config as configmod
 from darkclient.serve import Cache, Service, make_server, parse_size
-from tests.darkclient.conftest import MAIN_C, Program
+from tests.darkclient.conftest import (
+    MAIN_C,
+    FileServer,
+    PayloadKind,
+    Program,
+    Rpms,
+    add_payload_kind,
+    hanging_server,
+)
+from tests.darkclient.test_debugdir import KINDS
+from tests.programs import SOURCE_PATH
 
 
 @pytest.fixture
@@ -51,26 +65,67 @@ def test_debuginfod_find(endpoint: tuple[str, Path], crashy_rows: dict[str, Any]
     assert got.returncode == 0, got.stderr
     assert Path(got.stdout.strip()).read_bytes() == program.stripped.read_bytes()
     assert (cache / program.main_id / "debuginfo").read_bytes() == program.debug.read_bytes()
+    # The source, from crashy-debugsource, by the path the DWARF names.
+    got = find(url, tmp_path, "source", program.main_id, SOURCE_PATH)
+    assert got.returncode == 0, got.stderr
+    assert Path(got.stdout.strip()).read_text() == MAIN_C
+    # A section: .debug_info from the debuginfo file, .text from the executable (NOBITS in
+    # the debug file), each as objcopy dumps it.
+    for section, elf in ((".debug_info", program.debug), (".text", program.stripped)):
+        got = find(url, tmp_path, "section", program.main_id, section)
+        assert got.returncode == 0, got.stderr
+        assert Path(got.stdout.strip()).read_bytes() == section_bytes(elf, section), section
     # Unknown: a 404 debuginfod-find reports as "No such file or directory".
     got = find(url, tmp_path, "debuginfo", program.liba_id)
     assert got.returncode != 0 and "No such file" in got.stderr
 
 
+def section_bytes(elf: Path, name: str) -> bytes:
+    """A section's contents as objcopy extracts them (the oracle)."""
+    out = elf.parent / f"{elf.name}{name}.bin"
+    subprocess.run(["objcopy", "--dump-section", f"{name}={out}", str(elf), str(out) + ".o"],
+                   check=True, capture_output=True)
+    return out.read_bytes()
+
+
+def rpm_mtime(rpm: Path, member: str) -> int:
+    out = subprocess.run(["rpm", "-qp", "--qf", "[%{FILENAMES} %{FILEMTIMES}\\n]", str(rpm)],
+                         capture_output=True, text=True, check=True).stdout
+    return int(dict(line.rsplit(" ", 1) for line in out.splitlines())[member])
+
+
 def test_http_details(endpoint: tuple[str, Path], crashy_rows: dict[str, Any],
-                      program: Program) -> None:
+                      program: Program, rpms: Rpms) -> None:
     url, _ = endpoint
     r = requests.get(f"{url}/buildid/{program.main_id.upper()}/debuginfo", timeout=30)
     assert r.status_code == 200 and r.content == program.debug.read_bytes()
     assert r.headers["X-DEBUGINFOD-SIZE"] == str(len(r.content))
-    assert r.headers["X-DEBUGINFOD-FILE"] == \
-        "/usr/lib/debug/usr/bin/crashy-1.0-1.fc40.x86_64.debug"
+    assert r.headers["X-DEBUGINFOD-FILE"] == "crashy-1.0-1.fc40.x86_64.debug"  # a basename
     assert r.headers["X-DEBUGINFOD-ARCHIVE"] == crashy_rows["debug_url"]
+    debug_member = "/usr/lib/debug/usr/bin/crashy-1.0-1.fc40.x86_64.debug"
+    assert parsedate_to_datetime(r.headers["Last-Modified"]).timestamp() == \
+        rpm_mtime(rpms.debuginfo, debug_member)
+    again = requests.get(f"{url}/buildid/{program.main_id}/debuginfo", timeout=30)  # cached
+    assert again.headers["Last-Modified"] == r.headers["Last-Modified"]
+    src = requests.get(f"{url}/buildid/{program.main_id}/source{quote(SOURCE_PATH)}", timeout=30)
+    assert src.status_code == 200 and src.text == MAIN_C
+    assert src.headers["X-DEBUGINFOD-FILE"] == "crashy.c"
+    assert src.headers["X-DEBUGINFOD-ARCHIVE"] == crashy_rows["source_url"]
+    assert parsedate_to_datetime(src.headers["Last-Modified"]).timestamp() == \
+        rpm_mtime(rpms.debugsource, SOURCE_PATH)
+    # A DWARF name relative to its comp_dir is found by its trailing components.
+    rel = requests.get(f"{url}/buildid/{program.main_id}/source/crashy.c", timeout=30)
+    assert rel.status_code == 200 and rel.text == MAIN_C
+    missing = requests.get(f"{url}/buildid/{program.main_id}/source/usr/src/nope.c", timeout=30)
+    assert missing.status_code == 404 and "nope.c is not in crashy-debugsource" in missing.text
     h = requests.head(f"{url}/buildid/{program.main_id}/executable", timeout=30)
     assert h.status_code == 200 and h.headers["Content-Length"] == \
         str(program.stripped.stat().st_size)
     for bad in ("/buildid/xyz/debuginfo", "/buildid/abc/debuginfo", "/",
-                f"/buildid/{program.main_id}/source/usr/src/x.c"):
+                f"/buildid/{program.main_id}/other", f"/buildid/{program.main_id}/section/"):
         assert requests.get(url + bad, timeout=10).status_code == 404
+    nosec = requests.get(f"{url}/buildid/{program.main_id}/section/.nothing", timeout=30)
+    assert nosec.status_code == 404 and "no section .nothing" in nosec.text
     miss = requests.get(f"{url}/buildid/{program.liba_id}/debuginfo", timeout=30)
     assert miss.status_code == 404 and program.liba_id in miss.text
 
@@ -84,11 +139,16 @@ def test_gdb_through_debuginfod(endpoint: tuple[str, Path], crashy_rows: dict[st
     proc = subprocess.run(
         ["gdb", "-nx", "-batch", "-iex", "set debuginfod enabled on",
          "-iex", f"set debug-file-directory {tmp_path / 'none'}",
-         "-ex", "bt", str(program.stripped), str(cores["stripped"])],
+         "-ex", "bt", "-ex", "frame function crash_here", "-ex", "list",
+         str(program.stripped), str(cores["stripped"])],
         capture_output=True, text=True, env=env, timeout=180)
     out = proc.stdout + proc.stderr
-    raise_line = next(i for i, t in enumerate(MAIN_C.splitlines(), 1) if "raise(SIGABRT)" in t)
+    lines = MAIN_C.splitlines()
+    raise_line = next(i for i, t in enumerate(lines, 1) if "raise(SIGABRT)" in t)
     assert f"in crash_here (depth=3) at crashy.c:{raise_line}" in out, out
+    # `list` shows the source lines, fetched from crashy-debugsource through /source/.
+    assert f"{raise_line}\t{lines[raise_line - 1]}" in out, out
+    assert "No such file" not in out, out
 
 
 def test_cache_is_bounded_lru(tmp_path: Path) -> None:
@@ -138,3 +198,50 @@ def test_serve_command(darkserver: str, client_env: Path, crashy_rows: dict[str,
                          capture_output=True, text=True, timeout=30)
     assert bad.returncode == 2 and time.monotonic() - t0 < 30
     assert bad.stderr == "darkclient: --listen wants HOST:PORT, not 'nonsense'\n"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_payload_kind_served(endpoint: tuple[str, Path], koji: FileServer,
+                                   payload_kinds: dict[str, PayloadKind], kind: str) -> None:
+    """serve reads every payload the importer reads (darkcore's readers)."""
+    k = payload_kinds[kind]
+    add_payload_kind(k, koji)
+    url, _ = endpoint
+    r = requests.get(f"{url}/buildid/{k.build_id}/debuginfo", timeout=120)
+    assert r.status_code == 200, r.text
+    assert r.content == k.content
+
+
+def test_upstream_failures_say_why(endpoint: tuple[str, Path], crashy_rows: dict[str, Any],
+                                   koji: FileServer, program: Program, darkserver: str,
+                                   client_env: Path, tmp_path: Path) -> None:
+    """502 when the package cannot be fetched, 503 when Darkserver cannot be asked; the
+    reason in the body, and one log line per request with status, time and reason."""
+    url, _ = endpoint
+    for f in koji.root.rglob("crashy-debuginfo-*.rpm"):
+        f.unlink()
+    r = requests.get(f"{url}/buildid/{program.main_id}/debuginfo", timeout=60)
+    assert r.status_code == 502 and "crashy-debuginfo-1.0-1.fc40.x86_64" in r.text, r.text
+    got = find(url, tmp_path, "debuginfo", program.main_id)
+    assert got.returncode != 0
+    log = io.StringIO()
+    with hanging_server() as slow:
+        cfg = configmod.load(slow)
+        cfg.timeout = 1.0
+        service = Service(cfg, slow, Cache(tmp_path / "c2", 1 << 20))
+        httpd = make_server(service, "127.0.0.1", 0, log)
+        t = threading.Thread(target=httpd.serve_forever, daemon=True)
+        t.start()
+        try:
+            down = requests.get(f"http://127.0.0.1:{httpd.server_address[1]}/buildid/"
+                                f"{program.main_id}/executable", timeout=60)
+            requests.get(f"http://127.0.0.1:{httpd.server_address[1]}/nothing", timeout=10)
+        finally:
+            httpd.shutdown()
+            httpd.server_close()
+            service.close()
+    assert down.status_code == 503 and "did not answer within 1 s" in down.text, down.text
+    first, second = log.getvalue().splitlines()
+    assert re.fullmatch(rf"GET /buildid/{program.main_id}/executable 503 \d+\.\d{{3}}s "
+                        r"Darkserver at .* did not answer within 1 s", first), first
+    assert second.startswith("GET /nothing 404 ") and "not found" in second

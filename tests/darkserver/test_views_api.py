@@ -34,6 +34,30 @@ def test_buildid_gives_every_match_with_metadata(client, apr):
     }
 
 
+def test_sources_names_the_debugsource_package_of_the_build(client, apr, make):
+    source = make.package(apr.build, name="apr-debugsource", url="https://koji/src.rpm")
+    other = make.build(name="apr", version="1.5.0", release="1.fc17")
+    make.package(other, name="apr-debugsource")  # another build's: not these sources
+    make.package(apr.build, name="apr-devel")  # same build, no sources
+    response = client.get(reverse("api-sources", args=[APR_ID.upper()]))
+    assert response.status_code == 200
+    doc = response.json()
+    assert doc["buildid"] == APR_ID
+    assert [s["package"]["nvra"] for s in doc["sources"]] == [source.nvra]
+    only = doc["sources"][0]
+    assert only["build"] == apr_match()["build"]
+    assert only["urls"] == [{"kind": "koji", "url": "https://koji/src.rpm"}]
+
+
+def test_sources_empty_without_debugsource_and_404_when_unknown(client, apr):
+    response = client.get(reverse("api-sources", args=[APR_ID]))
+    assert (response.status_code, response.json()) == (200, {"buildid": APR_ID, "sources": []})
+    missing = client.get(reverse("api-sources", args=["ab" * 20]))
+    assert missing.status_code == 404 and missing.json()["buildid"] == "ab" * 20
+    assert client.get(reverse("api-sources", args=["abc"]).replace("abc", "xyz")).status_code \
+        == 400
+
+
 def test_buildid_is_case_insensitive(client, apr):
     response = client.get(reverse("api-buildid", args=[APR_ID.upper()]))
     assert response.json()["buildid"] == APR_ID

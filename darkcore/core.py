@@ -21,28 +21,35 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from darkclient.elf import (
+from darkcore.elf import (
     ET_CORE,
     ET_DYN,
     ET_EXEC,
     HEADER_SIZE,
-    MAX_NOTE_BYTES,
     PT_LOAD,
     PT_NOTE,
+    BadNoteError,
     ElfHeader,
+    NotElfError,
     build_id_in,
     iter_notes,
     parse_header,
     parse_segments,
     program_header_bytes,
 )
-from darkclient.errors import FormatError, NotCoreError, NotElfError, TruncatedError
+from darkcore.errors import FormatError, TruncatedError
 
 NT_AUXV = 6
 NT_FILE = 0x46494C45
 AT_NULL, AT_SYSINFO_EHDR = 0, 33
 PAGE = 4096
 VDSO_NAME = "[vdso]"
+CORE_OWNERS = (b"CORE\0", b"CORE")
+MAX_NOTE_BYTES = 64 * 1024 * 1024  # a note segment bigger than this is not a real core's
+
+
+class NotCoreError(FormatError):
+    """An ELF file that is not a core dump."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,7 +186,7 @@ def _module_at(mem: _Memory, start: int, name: str) -> Module | None:
     for s in segs:
         if s.type == PT_NOTE and 0 < s.filesz <= MAX_NOTE_BYTES:
             data = mem.read(bias + s.vaddr, s.filesz)
-            build_id = build_id_in(iter_notes(data, h.big_endian, s.align))
+            build_id = build_id_in(data, h.big_endian, s.align)
             if build_id:
                 break
     problem = "" if build_id else "no build-id note readable in the core's memory"
@@ -215,13 +222,16 @@ def read_core(f: BinaryIO) -> Core:
         if s.filesz > MAX_NOTE_BYTES:
             raise FormatError(f"implausible note segment size {s.filesz}")
         data = _exact(f, s.offset, s.filesz, "the note segment")
-        for note in iter_notes(data, h.big_endian, 4):
-            if note.name != b"CORE":
-                continue
-            if note.type == NT_FILE and mappings is None:
-                mappings = _parse_nt_file(note.desc, h)
-            elif note.type == NT_AUXV and vdso is None:
-                vdso = _auxv_value(note.desc, h, AT_SYSINFO_EHDR)
+        try:
+            for owner, ntype, desc in iter_notes(data, h.big_endian, 4):
+                if owner not in CORE_OWNERS:
+                    continue
+                if ntype == NT_FILE and mappings is None:
+                    mappings = _parse_nt_file(bytes(desc), h)
+                elif ntype == NT_AUXV and vdso is None:
+                    vdso = _auxv_value(bytes(desc), h, AT_SYSINFO_EHDR)
+        except BadNoteError as exc:
+            core.warnings.append(f"note segment at {s.offset}: {exc}")
     mem = _Memory(f, [(s.vaddr, s.offset, s.filesz) for s in segs if s.type == PT_LOAD],
                   file_size)
     seen: set[int] = set()

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from darkclient.core import VDSO_NAME, read_core_path
-from darkclient.errors import NotCoreError, NotElfError, TruncatedError
-from tests.darkclient.conftest import Program
+from darkcore.core import VDSO_NAME, NotCoreError, read_core_path
+from darkcore.elf import NotElfError
+from darkcore.errors import TruncatedError
+from tests.programs import Program
 
 
 def eu_unstrip(core: Path) -> dict[int, str]:
