@@ -1,4 +1,5 @@
-"""Django settings. Every value comes from the environment (or conf/ INI files) with a default."""
+"""Django settings. Every value comes from the settings registry (darkcore/settings.py): the
+environment, else the INI files in conf/, else a default."""
 
 from __future__ import annotations
 
