@@ -235,7 +235,8 @@ def _forward(channel: BlockingChannel, method: Basic.Deliver, props: BasicProper
              body: bytes, headers: dict[str, Any], target: str) -> None:
     """Move a delivery to ``target`` with new headers. Confirmed publish first, ack second: a
     crash in between duplicates the message, never loses it."""
-    channel.basic_publish("", target, body, properties(headers, props.message_id or ""),
+    channel.basic_publish("", target, body,
+                          properties(headers, props.message_id or "", props.timestamp),
                           mandatory=True)
     channel.basic_ack(method.delivery_tag)
 
