@@ -33,6 +33,7 @@ from koji import xmlrpcplus
 
 BUILD_STATES = {"BUILDING": 0, "COMPLETE": 1, "DELETED": 2, "FAILED": 3, "CANCELED": 4}
 GENERIC_FAULT = 1000  # koji.GenericError
+PARAMETER_FAULT = 1019  # koji.ParameterError
 
 # Header tags that are arrays (everything else is answered as a scalar, None when absent).
 ARRAY_TAGS = {
@@ -73,6 +74,7 @@ class KojiHub:
     requests: list[str] = field(default_factory=list)  # GET paths, in order
     calls: list[str] = field(default_factory=list)  # XML-RPC method names, in order
     base: str = ""
+    promoted_after_filter: bool = False  # listBuilds(promotedAfter=): newer than Koji 1.35
     latency: float = 0.0  # seconds added to every request (a remote hub, for benchmarks)
     bandwidth: float = 0.0  # bytes/s for file downloads; 0 = unlimited
     _faults: dict[str, Fault] = field(default_factory=dict)
@@ -98,8 +100,10 @@ class KojiHub:
         completion: dt.datetime | None = None,
         tags: tuple[str, ...] = (),
         volume: str = "DEFAULT",
+        draft: bool = False,
     ) -> dict[str, Any]:
-        """A build made of these rpm files (the source rpm named in their headers)."""
+        """A build made of these rpm files (the source rpm named in their headers). A draft's
+        release has Koji's ``,draft_ID`` suffix until ``promote``."""
         binaries = [p for p in rpm_paths if not p.name.endswith(".src.rpm")]
         srpm = rpm_query(binaries[0], "%{SOURCERPM}").strip()
         name, version, release = srpm.removesuffix(".src.rpm").rsplit("-", 2)
@@ -119,7 +123,13 @@ class KojiHub:
             "start_time": str(when - dt.timedelta(minutes=30)),
             "start_ts": (when - dt.timedelta(minutes=30)).timestamp(),
             "source": None, "extra": None, "draft": False, "cg_id": None, "cg_name": None,
+            "promotion_time": None, "promotion_ts": None, "promoter_id": None,
+            "promoter_name": None,
         }
+        if draft:
+            build["release"] = f"{release},draft_{build_id}"
+            build["nvr"] = f"{name}-{version}-{build['release']}"
+            build["draft"] = True
         self.builds[build_id] = build
         for path in binaries:
             self._add_rpm(build, path)
@@ -139,7 +149,7 @@ class KojiHub:
             "nvr": f"{name}-{version}-{release}", "size": path.stat().st_size,
             "payloadhash": sigmd5, "buildtime": int(buildtime), "buildroot_id": 1,
             "external_repo_id": 0, "external_repo_name": "INTERNAL", "metadata_only": False,
-            "extra": None, "draft": False,
+            "extra": None, "draft": build["draft"],
         }
         dest = self.build_dir(build) / arch / f"{name}-{version}-{release}.{arch}.rpm"
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -149,8 +159,24 @@ class KojiHub:
         return info
 
     def build_dir(self, build: dict[str, Any]) -> Path:
+        """Where the files are served; a draft's already under the release it is promoted to
+        (Koji moves them on promotion; the importer never downloads a draft)."""
         vol = "" if build["volume_name"] == "DEFAULT" else f"vol/{build['volume_name']}/"
-        return self.root / f"{vol}packages/{build['name']}/{build['version']}/{build['release']}"
+        release = build["release"].split(",draft_")[0]
+        return self.root / f"{vol}packages/{build['name']}/{build['version']}/{release}"
+
+    def promote(self, build_id: int, when: dt.datetime) -> dict[str, Any]:
+        """What Koji's promoteBuild does to the build row (files stay where build_dir says)."""
+        build = self.builds[build_id]
+        assert build["draft"], "only drafts are promoted"
+        build["release"] = build["release"].split(",draft_")[0]
+        build["nvr"] = f"{build['name']}-{build['version']}-{build['release']}"
+        build.update(draft=False, promotion_time=str(when), promotion_ts=when.timestamp(),
+                     promoter_id=1, promoter_name="tester")
+        for rpm in self.rpms.values():
+            if rpm["build_id"] == build_id:
+                rpm["draft"] = False
+        return build
 
     def sign(self, rpm_id: int, key: str) -> Path:
         """Koji's signed copy: same header and payload (so the same SIGMD5) under data/signed."""
@@ -279,17 +305,27 @@ class KojiHub:
         return [b for b in found if b["state"] == BUILD_STATES["COMPLETE"]]
 
     def listBuilds(self, state: int | None = None, completeAfter: float | str | None = None,
-                   queryOpts: dict[str, Any] | None = None, **_other: Any
-                   ) -> list[dict[str, Any]]:
+                   queryOpts: dict[str, Any] | None = None, draft: bool | None = None,
+                   **other: Any) -> list[dict[str, Any]]:
+        promoted_after = other.pop("promotedAfter", None)
+        if promoted_after is not None and not self.promoted_after_filter:
+            # Koji 1.35's listBuilds has no promotedAfter (a later release added it).
+            raise xmlrpc.client.Fault(PARAMETER_FAULT, "ParameterError: listBuilds() got an "
+                                      "unexpected keyword argument 'promotedAfter'")
         after = _timestamp(completeAfter)
+        since = _timestamp(promoted_after)
         found = [
             b for b in self.builds.values()
             if (state is None or b["state"] == state)
             and (after is None or b["completion_ts"] > after)
+            and (draft is None or b["draft"] == draft)
+            and (since is None or (b["promotion_ts"] or 0) > since)
         ]
         opts = queryOpts or {}
         order = str(opts.get("order", "id"))
-        found.sort(key=lambda b: b[order.lstrip("-")], reverse=order.startswith("-"))
+        # PostgreSQL sorts NULL after everything, ascending.
+        found.sort(key=lambda b: (b[order.lstrip("-")] is None, b[order.lstrip("-")] or 0),
+                   reverse=order.startswith("-"))
         offset = int(opts.get("offset", 0) or 0)
         limit = opts.get("limit")
         return found[offset: offset + int(limit) if limit is not None else None]
