@@ -356,7 +356,8 @@ class KojiHub:
     # -- HTTP -------------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def serve(self) -> Iterator[KojiHub]:
+    def serve(self, tls: tuple[Path, Path] | None = None) -> Iterator[KojiHub]:
+        """Serve on 127.0.0.1; with ``tls`` = (certificate, key) over HTTPS."""
         hub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -448,6 +449,13 @@ class KojiHub:
         server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         server.daemon_threads = True
         self.base = f"http://127.0.0.1:{server.server_address[1]}"
+        if tls is not None:
+            import ssl
+
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(str(tls[0]), str(tls[1]))
+            server.socket = context.wrap_socket(server.socket, server_side=True)
+            self.base = f"https://127.0.0.1:{server.server_address[1]}"
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
         try:
@@ -570,6 +578,26 @@ def cached_rpms(name: str = "demo", version: str = "1.0", release: str = "1.fc40
         _RPM_CACHE[key] = build_rpms(_RPM_ROOT[0] / f"{len(_RPM_CACHE)}", name, version,
                                      release, debuginfo, build_id_links, nobuildid)
     return _RPM_CACHE[key]
+
+
+def make_tls(directory: Path) -> tuple[Path, Path, Path]:
+    """A CA and a server certificate for 127.0.0.1 signed by it, made with openssl:
+    (ca.pem, server.pem, server.key)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    ca, ca_key = directory / "ca.pem", directory / "ca.key"
+    cert, key, csr = directory / "server.pem", directory / "server.key", directory / "s.csr"
+    ext = directory / "ext.cnf"
+    ext.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    for cmd in (
+        ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca_key, "-out", ca,
+         "-days", "2", "-subj", "/CN=darkserver test CA"],
+        ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr, "-subj",
+         "/CN=127.0.0.1"],
+        ["x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-out",
+         cert, "-days", "2", "-extfile", ext],
+    ):
+        subprocess.run(["openssl", *map(str, cmd)], check=True, capture_output=True)
+    return ca, cert, key
 
 
 def instance_json(path: Path, hub: KojiHub, name: str = "test",

@@ -152,7 +152,6 @@ class KojiSource:
         self.pathinfo = koji.PathInfo(topdir=instance.topurl)
         self.http = requests.Session()
         self.http.headers["User-Agent"] = "darkserver-import"
-        self.http.verify = instance.verify
         if instance.cert:
             self.http.cert = instance.cert
 
@@ -268,7 +267,9 @@ class KojiSource:
 
     def _get(self, url: str, out: IO[bytes]) -> SigMD5:
         try:
-            with self.http.get(url, stream=True, timeout=self.retry.timeout) as resp:
+            # verify per request: a session's verify loses to REQUESTS_CA_BUNDLE in requests.
+            with self.http.get(url, stream=True, timeout=self.retry.timeout,
+                               verify=self.instance.verify) as resp:
                 if resp.status_code >= 500 or resp.status_code == 429:
                     raise _Retryable(f"HTTP {resp.status_code} from {url}")
                 if resp.status_code == 404:

@@ -7,10 +7,12 @@ the real RabbitMQ; the fedora-messaging consumer's decisions are tested at the e
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import multiprocessing
 import os
+import re
 import socket
 import threading
 import time
@@ -532,3 +534,82 @@ def test_the_bus_consumer_queues_complete_builds_only(
     consumer._publisher = None
     with pytest.raises(Nack):
         consumer(message(complete))
+
+
+def test_enqueue_spool_sends_what_the_plugin_spooled(
+        plugin: ModuleType, conf: Path, queue: QueueConfig, hub: Hub, tmp_path: Path) -> None:
+    from tests.helpers import BIN, run_cmd
+
+    spool = tmp_path / "spool"
+    conf.write_text(f"[queue]\nurl = {DEAD_BROKER}\nspool = {spool}\n")  # no instance
+    hub.request(lambda: import_rpm(binfo(601), "x86_64"))
+    configure(conf, DEAD_BROKER, queue.queue, spool=spool, instance="lab")
+    hub.request(lambda: import_rpm(binfo(602), "x86_64"))
+    hub.request(lambda: import_rpm(binfo(603), "x86_64"))
+    assert sorted(p.name for p in spool.glob("*.json")) == [
+        "_unset_.601.json", "lab.602.json", "lab.603.json"]
+    cmd = [str(BIN / "darkserver-import"), "enqueue", "--amqp-url", AMQP, "--queue",
+           queue.queue, "--spool", str(spool)]
+    first = run_cmd(cmd, check=False)
+    assert first.returncode == 1
+    assert "build 601 was spooled without an instance: give --instance" in first.stderr
+    assert "queued 2 spooled build(s)" in first.stdout
+    second = run_cmd(cmd + ["--instance", "lab"])
+    assert "queued 1 spooled build(s)" in second.stdout
+    assert sorted((b["instance"], b["build"]) for _h, b in drain(queue)) == [
+        ("lab", 601), ("lab", 602), ("lab", 603)]
+    assert list(spool.glob("*.json")) == [] and not (spool / ".broker-down").exists()
+    # The plugin's older one-file spool (JSON lines): sent, and only what could not be stays.
+    old = tmp_path / "darkserver-spool.jsonl"
+    old.write_text('{"instance": "primary", "build": 11}\nnot json\n'
+                   '{"instance": "primary", "build": 12}\n')
+    third = run_cmd([*cmd[:-1], str(old)], check=False)
+    assert third.returncode == 1 and "line 2: not JSON" in third.stderr
+    assert builds_in(queue) == [11, 12]
+    assert old.read_text() == "not json\n"
+
+
+def test_the_worker_imports_every_build_the_plugin_queued(
+        plugin: ModuleType, conf: Path, hub: Hub, tmp_path: Path) -> None:
+    """End to end: kojid, `koji import`, a content generator and a promoted draft, each fired
+    through the plugin as kojihub fires them, queued on RabbitMQ, imported by the real
+    ``darkserver-import worker`` from the test Koji hub, rows checked against readelf."""
+    from tests.darkimport.queue.test_worker import _pipeline, expected_for, wait_for
+    from tests.kojihub import cached_rpms
+
+    db = tmp_path / "e2e.sqlite3"
+    pipeline = _pipeline(tmp_path, db, f"sqlite:///{db}")
+    line = next(pipeline)
+    try:
+        configure(conf, AMQP, line.cfg.queue, instance="test")  # instance_json names it test
+        line.counts()  # declares the queues, as the workers of a running deployment have
+        made = {how: cached_rpms(f"push{how}") for how in ("kojid", "import", "cg", "draft")}
+        builds = {how: line.hub.add_build(rpms, draft=how == "draft")
+                  for how, rpms in made.items()}
+        hub.request(lambda: kojid_build(dict(builds["kojid"])))
+        hub.request(lambda: import_rpm(dict(builds["import"]), "src"))
+        hub.request(lambda: import_rpm(dict(builds["import"]), "x86_64"))
+        hub.request(lambda: cg_import(dict(builds["cg"])))
+        draft = dict(builds["draft"])
+        hub.request(lambda: kojid_build(draft))  # a draft: not queued
+        line.hub.promote(draft["id"], dt.datetime.now(dt.UTC))
+        hub.request(lambda: promote(draft))
+        worker = line.worker("--status-interval", "1")
+        wanted = expected_for([p for rpms in made.values() for p in rpms])
+        wait_for("every build imported", lambda: line.rows() == wanted, timeout=180)
+        wait_for("the queue to drain", lambda: line.counts()[line.cfg.queue] == 0)
+        time.sleep(1.5)  # one more status line
+        out = line.stop(worker)
+        assert line.rows() == wanted
+        assert line.counts() == {line.cfg.queue: 0, line.cfg.retry_queue: 0,
+                                 line.cfg.dead_queue: 0}
+        for how, build in builds.items():
+            nvr = build["nvr"].split(",draft_")[0]
+            assert f"{nvr}: " in out, how
+        assert "draft" not in "".join(line for line in out.splitlines() if "skipped" in line)
+        assert re.search(r"\(queued \d+\.\ds ago\)", out)
+        assert re.search(r"0 ready, 0 waiting to retry, 0 dead-lettered; \d+ build\(s\) "
+                         r"handled, waited", out)
+        assert "404" not in out and "NOT_FOUND" not in out
+    finally:
+        pipeline.close()
