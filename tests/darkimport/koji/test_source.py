@@ -202,7 +202,8 @@ def test_an_https_hub_is_reached_with_the_instance_ca_bundle_and_refused_without
         build = trusted.get_build("demo-1.0-1.fc40")
         main = trusted.list_rpms(build)[0]
         stream, url = trusted.fetch(build, main)
-        assert url.startswith("https://") and stream.read() == hub.rpm_files[main["id"]].read_bytes()
+        assert url.startswith("https://")
+        assert stream.read() == hub.rpm_files[main["id"]].read_bytes()
         # The same hub without the CA: the certificate is not trusted, for calls and files.
         plain = KojiSource(kojiconf.get_instance("plain", conf), RetryPolicy(attempts=1))
         with pytest.raises(KojiError, match="CERTIFICATE_VERIFY_FAILED"):
