@@ -274,8 +274,16 @@ def _reason(exc, settings):
             return f"the broker refused the login (user/password in 'url'): {exc}"
         if isinstance(exc, pika.exceptions.ProbableAccessDeniedError):
             return f"the broker refused access to the virtual host in 'url': {exc}"
-    detail = "; ".join(str(a) for a in exc.args if str(a)) or str(exc) or repr(exc)
-    return f"broker {_redact(settings.url)} unavailable: {type(exc).__name__}: {detail}"
+    return f"broker {_redact(settings.url)} unavailable: {describe(exc)}"
+
+
+def describe(exc):
+    """``Type: message`` of the innermost cause: pika wraps the socket's error in one or two
+    of its own, whose message is empty."""
+    while len(exc.args) == 1 and isinstance(exc.args[0], BaseException):
+        exc = exc.args[0]
+    detail = str(exc) or "; ".join(str(a) for a in exc.args if str(a)) or repr(exc)
+    return f"{type(exc).__name__}: {detail}"
 
 
 # -- back-off: a marker in the spool, so every process on every frontend backs off ------------

@@ -134,9 +134,13 @@ def _send_spool(args: argparse.Namespace) -> int:
 
 
 def describe_error(exc: Exception) -> str:
-    """pika's connection errors often have an empty message; their arguments say why."""
-    detail = "; ".join(str(a) for a in exc.args if str(a)) or str(exc) or repr(exc)
-    return f"{type(exc).__name__}: {detail}"
+    """``Type: message`` of the innermost cause: pika wraps the socket's error in one or two
+    of its own, whose message is empty."""
+    inner: BaseException = exc
+    while len(inner.args) == 1 and isinstance(inner.args[0], BaseException):
+        inner = inner.args[0]
+    detail = str(inner) or "; ".join(str(a) for a in inner.args if str(a)) or repr(inner)
+    return f"{type(inner).__name__}: {detail}"
 
 
 def run_worker(args: argparse.Namespace) -> int:
