@@ -280,8 +280,13 @@ def _reason(exc, settings):
 def describe(exc):
     """``Type: message`` of the innermost cause: pika wraps the socket's error in one or two
     of its own, whose message is empty."""
-    while len(exc.args) == 1 and isinstance(exc.args[0], BaseException):
-        exc = exc.args[0]
+    while True:
+        inner = getattr(exc, "exception", None)  # pika's connector errors keep it here
+        if inner is None and len(exc.args) == 1:
+            inner = exc.args[0]
+        if not isinstance(inner, BaseException):
+            break
+        exc = inner
     detail = str(exc) or "; ".join(str(a) for a in exc.args if str(a)) or repr(exc)
     return f"{type(exc).__name__}: {detail}"
 

@@ -137,8 +137,13 @@ def describe_error(exc: Exception) -> str:
     """``Type: message`` of the innermost cause: pika wraps the socket's error in one or two
     of its own, whose message is empty."""
     inner: BaseException = exc
-    while len(inner.args) == 1 and isinstance(inner.args[0], BaseException):
-        inner = inner.args[0]
+    while True:
+        cause = getattr(inner, "exception", None)  # pika's connector errors keep it here
+        if cause is None and len(inner.args) == 1:
+            cause = inner.args[0]
+        if not isinstance(cause, BaseException):
+            break
+        inner = cause
     detail = str(inner) or "; ".join(str(a) for a in inner.args if str(a)) or repr(inner)
     return f"{type(inner).__name__}: {detail}"
 

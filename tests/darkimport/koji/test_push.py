@@ -549,6 +549,11 @@ def test_enqueue_spool_sends_what_the_plugin_spooled(
     hub.request(lambda: import_rpm(binfo(603), "x86_64"))
     assert sorted(p.name for p in spool.glob("*.json")) == [
         "_unset_.601.json", "lab.602.json", "lab.603.json"]
+    down = run_cmd([str(BIN / "darkserver-import"), "enqueue", "--amqp-url", DEAD_BROKER,
+                    "--spool", str(spool), "--instance", "lab"], check=False)
+    assert down.returncode == 1
+    assert "cannot queue: ConnectionRefusedError: [Errno 111] Connection refused" in down.stderr
+    assert len(list(spool.glob("*.json"))) == 3
     cmd = [str(BIN / "darkserver-import"), "enqueue", "--amqp-url", AMQP, "--queue",
            queue.queue, "--spool", str(spool)]
     first = run_cmd(cmd, check=False)
