@@ -33,6 +33,7 @@ from koji import xmlrpcplus
 
 BUILD_STATES = {"BUILDING": 0, "COMPLETE": 1, "DELETED": 2, "FAILED": 3, "CANCELED": 4}
 GENERIC_FAULT = 1000  # koji.GenericError
+PARAMETER_FAULT = 1019  # koji.ParameterError
 
 # Header tags that are arrays (everything else is answered as a scalar, None when absent).
 ARRAY_TAGS = {
@@ -73,6 +74,7 @@ class KojiHub:
     requests: list[str] = field(default_factory=list)  # GET paths, in order
     calls: list[str] = field(default_factory=list)  # XML-RPC method names, in order
     base: str = ""
+    promoted_after_filter: bool = False  # listBuilds(promotedAfter=): newer than Koji 1.35
     latency: float = 0.0  # seconds added to every request (a remote hub, for benchmarks)
     bandwidth: float = 0.0  # bytes/s for file downloads; 0 = unlimited
     _faults: dict[str, Fault] = field(default_factory=dict)
@@ -98,8 +100,10 @@ class KojiHub:
         completion: dt.datetime | None = None,
         tags: tuple[str, ...] = (),
         volume: str = "DEFAULT",
+        draft: bool = False,
     ) -> dict[str, Any]:
-        """A build made of these rpm files (the source rpm named in their headers)."""
+        """A build made of these rpm files (the source rpm named in their headers). A draft's
+        release has Koji's ``,draft_ID`` suffix until ``promote``."""
         binaries = [p for p in rpm_paths if not p.name.endswith(".src.rpm")]
         srpm = rpm_query(binaries[0], "%{SOURCERPM}").strip()
         name, version, release = srpm.removesuffix(".src.rpm").rsplit("-", 2)
@@ -119,7 +123,13 @@ class KojiHub:
             "start_time": str(when - dt.timedelta(minutes=30)),
             "start_ts": (when - dt.timedelta(minutes=30)).timestamp(),
             "source": None, "extra": None, "draft": False, "cg_id": None, "cg_name": None,
+            "promotion_time": None, "promotion_ts": None, "promoter_id": None,
+            "promoter_name": None,
         }
+        if draft:
+            build["release"] = f"{release},draft_{build_id}"
+            build["nvr"] = f"{name}-{version}-{build['release']}"
+            build["draft"] = True
         self.builds[build_id] = build
         for path in binaries:
             self._add_rpm(build, path)
@@ -139,7 +149,7 @@ class KojiHub:
             "nvr": f"{name}-{version}-{release}", "size": path.stat().st_size,
             "payloadhash": sigmd5, "buildtime": int(buildtime), "buildroot_id": 1,
             "external_repo_id": 0, "external_repo_name": "INTERNAL", "metadata_only": False,
-            "extra": None, "draft": False,
+            "extra": None, "draft": build["draft"],
         }
         dest = self.build_dir(build) / arch / f"{name}-{version}-{release}.{arch}.rpm"
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -149,8 +159,24 @@ class KojiHub:
         return info
 
     def build_dir(self, build: dict[str, Any]) -> Path:
+        """Where the files are served; a draft's already under the release it is promoted to
+        (Koji moves them on promotion; the importer never downloads a draft)."""
         vol = "" if build["volume_name"] == "DEFAULT" else f"vol/{build['volume_name']}/"
-        return self.root / f"{vol}packages/{build['name']}/{build['version']}/{build['release']}"
+        release = build["release"].split(",draft_")[0]
+        return self.root / f"{vol}packages/{build['name']}/{build['version']}/{release}"
+
+    def promote(self, build_id: int, when: dt.datetime) -> dict[str, Any]:
+        """What Koji's promoteBuild does to the build row (files stay where build_dir says)."""
+        build = self.builds[build_id]
+        assert build["draft"], "only drafts are promoted"
+        build["release"] = build["release"].split(",draft_")[0]
+        build["nvr"] = f"{build['name']}-{build['version']}-{build['release']}"
+        build.update(draft=False, promotion_time=str(when), promotion_ts=when.timestamp(),
+                     promoter_id=1, promoter_name="tester")
+        for rpm in self.rpms.values():
+            if rpm["build_id"] == build_id:
+                rpm["draft"] = False
+        return build
 
     def sign(self, rpm_id: int, key: str) -> Path:
         """Koji's signed copy: same header and payload (so the same SIGMD5) under data/signed."""
@@ -279,17 +305,27 @@ class KojiHub:
         return [b for b in found if b["state"] == BUILD_STATES["COMPLETE"]]
 
     def listBuilds(self, state: int | None = None, completeAfter: float | str | None = None,
-                   queryOpts: dict[str, Any] | None = None, **_other: Any
-                   ) -> list[dict[str, Any]]:
+                   queryOpts: dict[str, Any] | None = None, draft: bool | None = None,
+                   **other: Any) -> list[dict[str, Any]]:
+        promoted_after = other.pop("promotedAfter", None)
+        if promoted_after is not None and not self.promoted_after_filter:
+            # Koji 1.35's listBuilds has no promotedAfter (a later release added it).
+            raise xmlrpc.client.Fault(PARAMETER_FAULT, "ParameterError: listBuilds() got an "
+                                      "unexpected keyword argument 'promotedAfter'")
         after = _timestamp(completeAfter)
+        since = _timestamp(promoted_after)
         found = [
             b for b in self.builds.values()
             if (state is None or b["state"] == state)
             and (after is None or b["completion_ts"] > after)
+            and (draft is None or b["draft"] == draft)
+            and (since is None or (b["promotion_ts"] or 0) > since)
         ]
         opts = queryOpts or {}
         order = str(opts.get("order", "id"))
-        found.sort(key=lambda b: b[order.lstrip("-")], reverse=order.startswith("-"))
+        # PostgreSQL sorts NULL after everything, ascending.
+        found.sort(key=lambda b: (b[order.lstrip("-")] is None, b[order.lstrip("-")] or 0),
+                   reverse=order.startswith("-"))
         offset = int(opts.get("offset", 0) or 0)
         limit = opts.get("limit")
         return found[offset: offset + int(limit) if limit is not None else None]
@@ -320,7 +356,8 @@ class KojiHub:
     # -- HTTP -------------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def serve(self) -> Iterator[KojiHub]:
+    def serve(self, tls: tuple[Path, Path] | None = None) -> Iterator[KojiHub]:
+        """Serve on 127.0.0.1; with ``tls`` = (certificate, key) over HTTPS."""
         hub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -412,6 +449,13 @@ class KojiHub:
         server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         server.daemon_threads = True
         self.base = f"http://127.0.0.1:{server.server_address[1]}"
+        if tls is not None:
+            import ssl
+
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(str(tls[0]), str(tls[1]))
+            server.socket = context.wrap_socket(server.socket, server_side=True)
+            self.base = f"https://127.0.0.1:{server.server_address[1]}"
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
         try:
@@ -534,6 +578,26 @@ def cached_rpms(name: str = "demo", version: str = "1.0", release: str = "1.fc40
         _RPM_CACHE[key] = build_rpms(_RPM_ROOT[0] / f"{len(_RPM_CACHE)}", name, version,
                                      release, debuginfo, build_id_links, nobuildid)
     return _RPM_CACHE[key]
+
+
+def make_tls(directory: Path) -> tuple[Path, Path, Path]:
+    """A CA and a server certificate for 127.0.0.1 signed by it, made with openssl:
+    (ca.pem, server.pem, server.key)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    ca, ca_key = directory / "ca.pem", directory / "ca.key"
+    cert, key, csr = directory / "server.pem", directory / "server.key", directory / "s.csr"
+    ext = directory / "ext.cnf"
+    ext.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    for cmd in (
+        ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca_key, "-out", ca,
+         "-days", "2", "-subj", "/CN=darkserver test CA"],
+        ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr, "-subj",
+         "/CN=127.0.0.1"],
+        ["x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-out",
+         cert, "-days", "2", "-extfile", ext],
+    ):
+        subprocess.run(["openssl", *map(str, cmd)], check=True, capture_output=True)
+    return ca, cert, key
 
 
 def instance_json(path: Path, hub: KojiHub, name: str = "test",

@@ -10,6 +10,12 @@ idempotent); skipping one is not, so the state is only advanced after the publis
 Run again after it finished, ``--since`` carries on after the newest build it saw (a cheap
 periodic catch-up, e.g. from cron, for anything the push sources missed); ``--tag`` starts over.
 
+Draft builds are not queued (the worker would skip them). A draft promoted later keeps its old
+completion time, behind a ``--since`` cursor, so ``--since`` also walks the builds promoted
+after a second cursor: with the hub's ``listBuilds(promotedAfter=)`` where it has it (newer than
+Koji 1.35), else every promoted build in promotion order (drafts are rare; never-promoted
+builds sort last and end the walk).
+
 "Not in the database yet" means: no build row for this instance and N-V-R. A build with some rpms
 failed keeps its row; its message went to the dead-letter queue, which is where to look.
 """
@@ -42,8 +48,10 @@ class BackfillState:
     after_ts: float | None = None  # --since: completion timestamp of the last queued build
     after_id: int = 0  # last queued build id (tag: the cursor; since: tie-break at after_ts)
     queued: int = 0
-    skipped: int = 0  # already in the database
+    skipped: int = 0  # already in the database, or a draft
     done: bool = False
+    promoted_ts: float | None = None  # --since: promotion timestamp of the last queued build
+    promoted_id: int = 0
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -51,6 +59,7 @@ class BackfillState:
         tmp.write_text(json.dumps({
             "key": self.key, "after_ts": self.after_ts, "after_id": self.after_id,
             "queued": self.queued, "skipped": self.skipped, "done": self.done,
+            "promoted_ts": self.promoted_ts, "promoted_id": self.promoted_id,
         }, indent=1))
         os.replace(tmp, path)  # atomic: an interruption leaves the old or the new state
 
@@ -63,7 +72,8 @@ class BackfillState:
             raise ValueError(f"{path} belongs to another backfill ({data.get('key')!r})")
         return cls(key, data.get("after_ts"), int(data.get("after_id", 0)),
                     int(data.get("queued", 0)), int(data.get("skipped", 0)),
-                    bool(data.get("done", False)))
+                    bool(data.get("done", False)), data.get("promoted_ts"),
+                    int(data.get("promoted_id", 0)))
 
 
 def state_key(instance: str, tag: str | None, since: dt.datetime | None) -> str:
@@ -119,6 +129,46 @@ def since_pages(source: KojiSource, since: dt.datetime, state: BackfillState
         after, last_id = float(fresh[-1]["completion_ts"]), _build_id(fresh[-1])
 
 
+def _promotion(build: BuildInfo) -> tuple[float, int]:
+    return float(build["promotion_ts"]), _build_id(build)
+
+
+def promoted_pages(source: KojiSource, since: dt.datetime, state: BackfillState
+                   ) -> Iterator[list[BuildInfo]]:
+    """Builds promoted from draft after the promotion cursor, in promotion order."""
+    after = state.promoted_ts if state.promoted_ts is not None else since.timestamp()
+    last_id = state.promoted_id
+    complete = koji.BUILD_STATES["COMPLETE"]
+    opts = {"order": "promotion_ts", "limit": PAGE}
+
+    def fresh(page: list[BuildInfo]) -> list[BuildInfo]:
+        return sorted((b for b in page if b.get("promotion_ts") is not None
+                       and _promotion(b) > (after, last_id)), key=_promotion)
+
+    # As in since_pages: re-read the cursor's second, drop what is not after it.
+    window = {"order": "promotion_ts", "limit": PAGE * 2}
+    try:
+        page: list[BuildInfo] = source.session.listBuilds(
+            state=complete, draft=False, promotedAfter=after - 1, queryOpts=window)
+    except koji.ParameterError:
+        offset = 0
+        while True:
+            page = source.session.listBuilds(state=complete, draft=False,
+                                             queryOpts=opts | {"offset": offset})
+            offset += len(page)
+            found = fresh(page)
+            if found:
+                yield found
+                after, last_id = _promotion(found[-1])
+            if len(page) < PAGE or page[-1].get("promotion_ts") is None:
+                return
+    while found := fresh(page)[:PAGE]:
+        yield found
+        after, last_id = _promotion(found[-1])
+        page = source.session.listBuilds(state=complete, draft=False,
+                                         promotedAfter=after - 1, queryOpts=window)
+
+
 def run_backfill(
     source: KojiSource,
     cfg: QueueConfig,
@@ -139,29 +189,48 @@ def run_backfill(
         # Run again: --since carries on after the newest build it saw (a cheap periodic
         # catch-up); --tag starts over, since builds can be tagged in at any time, and the
         # database check skips what is imported.
-        state = (BackfillState(key, state.after_ts, state.after_id) if since is not None
-                 else BackfillState(key))
+        state = (BackfillState(key, state.after_ts, state.after_id,
+                               promoted_ts=state.promoted_ts, promoted_id=state.promoted_id)
+                 if since is not None else BackfillState(key))
     already = imported or builds_in_database
-    pages = tag_pages(source, tag, state) if tag else since_pages(source, since, state)  # type: ignore[arg-type]
     publisher = None if dry_run else Publisher(cfg)
+    sent: set[int] = set()  # a build both completed and promoted after --since: queued once
+
+    def queue_page(page: list[BuildInfo]) -> None:
+        have = already(instance, page)
+        for build in page:
+            build_id = _build_id(build)
+            if build_id in have or build_id in sent or build.get("draft"):
+                state.skipped += 1
+                continue
+            if publisher is not None:
+                publisher.publish(BuildRequest(instance, build_id, "backfill"))
+            sent.add(build_id)
+            state.queued += 1
+
+    def saved() -> None:
+        if not dry_run:
+            state.save(state_path)
+        if progress is not None:
+            progress(state)
+
     try:
-        for page in pages:
-            have = already(instance, page)
-            for build in page:
-                if _build_id(build) in have:
-                    state.skipped += 1
-                    continue
-                if publisher is not None:
-                    publisher.publish(BuildRequest(instance, _build_id(build), "backfill"))
-                state.queued += 1
-            last = page[-1]
-            state.after_id = _build_id(last)
-            if since is not None:
-                state.after_ts = float(last["completion_ts"])
-            if not dry_run:
-                state.save(state_path)
-            if progress is not None:
-                progress(state)
+        if tag is not None:
+            for page in tag_pages(source, tag, state):
+                queue_page(page)
+                state.after_id = _build_id(page[-1])
+                saved()
+        else:
+            assert since is not None
+            for page in since_pages(source, since, state):
+                queue_page(page)
+                state.after_id = _build_id(page[-1])
+                state.after_ts = float(page[-1]["completion_ts"])
+                saved()
+            for page in promoted_pages(source, since, state):
+                queue_page(page)
+                state.promoted_ts, state.promoted_id = _promotion(page[-1])
+                saved()
         state.done = True
         if not dry_run:
             state.save(state_path)
@@ -185,4 +254,5 @@ def builds_in_database(instance: str, page: list[BuildInfo]) -> set[int]:
 
 def describe(state: BackfillState) -> dict[str, Any]:
     return {"key": state.key, "queued": state.queued, "skipped": state.skipped,
-            "done": state.done, "after_id": state.after_id, "after_ts": state.after_ts}
+            "done": state.done, "after_id": state.after_id, "after_ts": state.after_ts,
+            "promoted_ts": state.promoted_ts}

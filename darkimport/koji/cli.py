@@ -6,12 +6,13 @@ BUILD is a Koji build id or an N-V-R. Registered into the main CLI by ``register
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
 from typing import Any
 
-from darkimport.koji.conf import KojiConfigError, KojiInstance, get_instance
+from darkimport.koji.conf import KojiConfigError, KojiInstance, get_instance, instance_for_hub
 
 
 def register(subparsers: Any) -> None:
@@ -44,18 +45,30 @@ def register(subparsers: Any) -> None:
 
 
 def add_instance_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--instance", help="Koji instance from koji-instances.conf "
-                        "(default: primary)")
+    parser.add_argument("--instance", help="Koji instance from koji-instances.conf (default: "
+                        "the only one configured, else primary); with --hub, the name the "
+                        "rows are stored under")
     parser.add_argument("--hub", help="hub URL (with --topurl: an instance not in the config)")
     parser.add_argument("--topurl", help="package tree URL, e.g. https://kojipkgs.example.org")
+    parser.add_argument("--serverca", help="with --hub: CA bundle for an HTTPS hub and tree")
 
 
 def instance_from_args(args: argparse.Namespace) -> KojiInstance:
     if args.hub or args.topurl:
         if not (args.hub and args.topurl):
             raise KojiConfigError("--hub and --topurl go together")
-        return KojiInstance(args.instance or "primary", args.hub.rstrip("/"),
-                            args.topurl.rstrip("/"))
+        known = instance_for_hub(args.hub)
+        if known is None:
+            if not args.instance:
+                raise KojiConfigError(
+                    f"--hub {args.hub} is not in the Koji instances configuration: name it "
+                    "with --instance NAME (the name its builds are stored under)")
+            known = KojiInstance(args.instance, args.hub.rstrip("/"), args.topurl)
+        return dataclasses.replace(known, name=args.instance or known.name,
+                                   topurl=args.topurl.rstrip("/"),
+                                   serverca=args.serverca or known.serverca)
+    if args.serverca:
+        raise KojiConfigError("--serverca goes with --hub (or set serverca in the config)")
     return get_instance(args.instance)
 
 
@@ -71,8 +84,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"darkserver-import koji: {exc}", file=sys.stderr)
         return 2
     if args.sigkey is not None:
-        instance = KojiInstance(instance.name, instance.hub, instance.topurl,
-                                tuple(k.lower() for k in args.sigkey))
+        instance = dataclasses.replace(instance, sigkeys=tuple(k.lower() for k in args.sigkey))
     store, exists = default_store()
     from darkimport.run.store import ensure_schema
 

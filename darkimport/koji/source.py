@@ -135,18 +135,25 @@ class KojiSource:
         self._sleep = sleep
         # anon_retry: Koji's own retry loop for read-only calls (network errors, 5xx from the
         # hub). Its first retry is immediate, the next ones wait retry_interval.
-        self.session = koji.ClientSession(
-            instance.hub,
-            opts={
-                "anon_retry": True,
-                "max_retries": max(0, self.retry.attempts - 1),
-                "retry_interval": self.retry.backoff,
-                "timeout": self.retry.timeout,
-            },
-        )
+        opts: dict[str, Any] = {
+            "anon_retry": True,
+            "max_retries": max(0, self.retry.attempts - 1),
+            "retry_interval": self.retry.backoff,
+            "timeout": self.retry.timeout,
+        }
+        # The TLS options as koji's own client takes them from its config files.
+        if instance.serverca:
+            opts["serverca"] = instance.serverca
+        if instance.no_ssl_verify:
+            opts["no_ssl_verify"] = True
+        if instance.cert:
+            opts["cert"] = instance.cert
+        self.session = koji.ClientSession(instance.hub, opts=opts)
         self.pathinfo = koji.PathInfo(topdir=instance.topurl)
         self.http = requests.Session()
         self.http.headers["User-Agent"] = "darkserver-import"
+        if instance.cert:
+            self.http.cert = instance.cert
 
     def close(self) -> None:
         self.http.close()
@@ -260,7 +267,9 @@ class KojiSource:
 
     def _get(self, url: str, out: IO[bytes]) -> SigMD5:
         try:
-            with self.http.get(url, stream=True, timeout=self.retry.timeout) as resp:
+            # verify per request: a session's verify loses to REQUESTS_CA_BUNDLE in requests.
+            with self.http.get(url, stream=True, timeout=self.retry.timeout,
+                               verify=self.instance.verify) as resp:
                 if resp.status_code >= 500 or resp.status_code == 429:
                     raise _Retryable(f"HTTP {resp.status_code} from {url}")
                 if resp.status_code == 404:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -133,34 +134,37 @@ def declare(channel: BlockingChannel, cfg: QueueConfig) -> None:
         arguments={"x-dead-letter-exchange": "", "x-dead-letter-routing-key": cfg.dead_queue},
     )
     # The retry delay is fixed when the retry queue is first declared (RabbitMQ refuses a
-    # redeclaration with another TTL): an existing retry queue is used as it is.
+    # redeclaration with another TTL, 406): an existing retry queue is used as it is. Declared
+    # on a channel of its own, which the refusal closes; nothing is asked that a first start
+    # would answer with an error.
     probe = channel.connection.channel()
     try:
-        probe.queue_declare(queue=cfg.retry_queue, passive=True)
-        return
+        probe.queue_declare(
+            queue=cfg.retry_queue,
+            durable=True,
+            arguments={
+                "x-message-ttl": cfg.retry_delay_ms,
+                "x-dead-letter-exchange": "",
+                "x-dead-letter-routing-key": cfg.queue,
+            },
+        )
     except pika.exceptions.ChannelClosedByBroker as exc:
-        if exc.reply_code != 404:
+        if exc.reply_code != 406:
             raise
     finally:
         if probe.is_open:
             probe.close()
-    channel.queue_declare(
-        queue=cfg.retry_queue,
-        durable=True,
-        arguments={
-            "x-message-ttl": cfg.retry_delay_ms,
-            "x-dead-letter-exchange": "",
-            "x-dead-letter-routing-key": cfg.queue,
-        },
-    )
 
 
-def properties(headers: dict[str, Any], message_id: str = "") -> pika.BasicProperties:
+def properties(headers: dict[str, Any], message_id: str = "", timestamp: int | None = None
+               ) -> pika.BasicProperties:
+    """``timestamp``: when the build was first queued (kept across retries: the queue lag)."""
     return pika.BasicProperties(
         content_type="application/json",
         delivery_mode=pika.DeliveryMode.Persistent,
         headers=headers,
         message_id=message_id or None,
+        timestamp=timestamp if timestamp is not None else int(time.time()),
     )
 
 

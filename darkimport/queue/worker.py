@@ -54,6 +54,8 @@ from darkimport.queue.messages import (
 )
 
 log = logging.getLogger("darkimport.queue.worker")
+# Queue depth and lag, every ``status_interval`` seconds: shown without --verbose.
+status_log = logging.getLogger("darkimport.queue.status")
 
 UNACKNOWLEDGED = "taken by a worker that never acknowledged it (it died or lost its connection)"
 
@@ -108,8 +110,12 @@ class Worker:
 
     def __init__(self, cfg: QueueConfig, handler: Handler, idle_exit: float | None = None,
                  max_messages: int | None = None, stop: StopFlag | None = None,
-                 stop_timeout: float = DEFAULT_STOP_TIMEOUT) -> None:
+                 stop_timeout: float = DEFAULT_STOP_TIMEOUT,
+                 status_interval: float | None = 60.0) -> None:
         self.cfg = cfg
+        self.status_interval = status_interval
+        self._last_status = time.monotonic()
+        self._lags: list[float] = []  # seconds each build since the last status waited
         self.handler = handler
         self.idle_exit = idle_exit
         self.max_messages = max_messages
@@ -131,12 +137,17 @@ class Worker:
         self.channel.basic_qos(prefetch_count=self.cfg.prefetch)
         self.channel.basic_consume(self.cfg.queue, self._on_message)
         log.info("worker %d consuming %s", os.getpid(), self.cfg.queue)
+        if self.status_interval is not None:
+            self.log_status()
         try:
             while not self._stop.requested:
                 self.connection.process_data_events(time_limit=1)
                 if (self.idle_exit is not None and not self._busy.is_set()
                         and time.monotonic() - self._last_activity > self.idle_exit):
                     break
+                if (self.status_interval is not None
+                        and time.monotonic() - self._last_status >= self.status_interval):
+                    self.log_status()
             # Let an import in flight finish and be acknowledged before leaving, for a while.
             deadline = time.monotonic() + self.stop_timeout
             while self._busy.is_set() and (left := deadline - time.monotonic()) > 0:
@@ -156,6 +167,30 @@ class Worker:
     def stop(self) -> None:
         """Finish the build in hand, then return from ``run`` (safe from a signal handler)."""
         self._stop.set()
+
+    def log_status(self) -> dict[str, int]:
+        """Log the queues' depth and how long the builds handled since last time waited."""
+        self._last_status = time.monotonic()
+        assert self.connection is not None
+        depth: dict[str, int] = {}
+        probe = self.connection.channel()  # a failed passive declare closes its channel
+        try:
+            for name in (self.cfg.queue, self.cfg.retry_queue, self.cfg.dead_queue):
+                frame = probe.queue_declare(queue=name, passive=True)
+                depth[name] = int(frame.method.message_count)
+        except pika.exceptions.ChannelClosedByBroker as exc:
+            status_log.warning("queue status unavailable: %s", exc)
+            return depth
+        finally:
+            if probe.is_open:
+                probe.close()
+        lags, self._lags = self._lags, []
+        waited = (f"{len(lags)} build(s) handled, waited {min(lags):.1f}-{max(lags):.1f}s "
+                  "in the queue" if lags else "no builds handled")
+        status_log.info("worker %d: %s ready, %d waiting to retry, %d dead-lettered; %s",
+                        os.getpid(), depth[self.cfg.queue], depth[self.cfg.retry_queue],
+                        depth[self.cfg.dead_queue], waited)
+        return depth
 
     def _on_message(self, channel: BlockingChannel, method: Basic.Deliver,
                     props: BasicProperties, body: bytes) -> None:
@@ -214,14 +249,20 @@ class Worker:
         verdict = future.result()
         tag = method.delivery_tag
         what = delivery.request.build if delivery.request else "?"
+        waited = ""
+        if isinstance(props.timestamp, int) and props.timestamp > 0:
+            # Enqueue time, kept across retries: the lag an operator cares about.
+            lag = max(0.0, time.time() - props.timestamp)
+            self._lags.append(lag)
+            waited = f" (queued {lag:.1f}s ago)"
         if verdict.action == "retry" and delivery.attempts + 1 >= self.cfg.max_attempts:
             verdict = Verdict("dead", f"{verdict.reason} (after {delivery.attempts + 1} tries)")
         if verdict.action == "done":
-            log.info("build %s: %s", what, verdict.summary or "done")
+            log.info("build %s: %s%s", what, verdict.summary or "done", waited)
             channel.basic_ack(tag)
         else:
             target = self.cfg.retry_queue if verdict.action == "retry" else self.cfg.dead_queue
-            log.warning("build %s: %s -> %s", what, verdict.reason, target)
+            log.warning("build %s: %s -> %s%s", what, verdict.reason, target, waited)
             headers = {ATTEMPTS: delivery.attempts + 1, REASON: verdict.reason[:4000]}
             _forward(channel, method, props, body, delivery.headers | headers, target)
         self.handled += 1
@@ -235,7 +276,8 @@ def _forward(channel: BlockingChannel, method: Basic.Deliver, props: BasicProper
              body: bytes, headers: dict[str, Any], target: str) -> None:
     """Move a delivery to ``target`` with new headers. Confirmed publish first, ack second: a
     crash in between duplicates the message, never loses it."""
-    channel.basic_publish("", target, body, properties(headers, props.message_id or ""),
+    channel.basic_publish("", target, body,
+                          properties(headers, props.message_id or "", props.timestamp),
                           mandatory=True)
     channel.basic_ack(method.delivery_tag)
 
@@ -299,14 +341,17 @@ class KojiHandler:
 
 def run_workers(cfg: QueueConfig, concurrency: int, mode: str = "payload",
                 idle_exit: float | None = None, max_messages: int | None = None,
-                stop_timeout: float = DEFAULT_STOP_TIMEOUT) -> int:
+                stop_timeout: float = DEFAULT_STOP_TIMEOUT,
+                status_interval: float | None = 60.0) -> int:
     """Run ``concurrency`` worker processes until they exit (SIGTERM/SIGINT: finish, leave)."""
     if concurrency <= 1:
-        return _one_worker(cfg, mode, idle_exit, max_messages, stop_timeout=stop_timeout)
+        return _one_worker(cfg, mode, idle_exit, max_messages, stop_timeout=stop_timeout,
+                           status_interval=status_interval)
     ctx = multiprocessing.get_context("fork")
     stop = StopFlag()
     children = [
-        ctx.Process(target=_child, args=(cfg, mode, idle_exit, max_messages, stop_timeout),
+        ctx.Process(target=_child,
+                    args=(cfg, mode, idle_exit, max_messages, stop_timeout, status_interval),
                     daemon=False)
         for _ in range(concurrency)
     ]
@@ -344,13 +389,16 @@ def _signal(child: multiprocessing.process.BaseProcess, signum: int) -> None:
 
 
 def _child(cfg: QueueConfig, mode: str, idle_exit: float | None,
-           max_messages: int | None, stop_timeout: float) -> None:
-    sys.exit(_one_worker(cfg, mode, idle_exit, max_messages, stop_timeout=stop_timeout))
+           max_messages: int | None, stop_timeout: float,
+           status_interval: float | None) -> None:
+    sys.exit(_one_worker(cfg, mode, idle_exit, max_messages, stop_timeout=stop_timeout,
+                         status_interval=status_interval))
 
 
 def _one_worker(cfg: QueueConfig, mode: str, idle_exit: float | None,
                 max_messages: int | None, reconnect_delay: float = 5.0,
-                stop_timeout: float = DEFAULT_STOP_TIMEOUT) -> int:
+                stop_timeout: float = DEFAULT_STOP_TIMEOUT,
+                status_interval: float | None = 60.0) -> int:
     """One consumer; when the broker goes away it reconnects (a message in flight then was
     never acknowledged, so the broker hands it out again)."""
     stop = StopFlag()
@@ -359,7 +407,7 @@ def _one_worker(cfg: QueueConfig, mode: str, idle_exit: float | None,
     handler = KojiHandler(mode)
     while not stop.requested:
         worker = Worker(cfg, handler, idle_exit=idle_exit, max_messages=max_messages,
-                        stop=stop, stop_timeout=stop_timeout)
+                        stop=stop, stop_timeout=stop_timeout, status_interval=status_interval)
         try:
             worker.run()
         except (pika.exceptions.AMQPConnectionError, pika.exceptions.ConnectionClosed,

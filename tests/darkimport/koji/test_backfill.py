@@ -117,6 +117,34 @@ def test_since_a_date_queues_the_builds_completed_after_it(
         backfill.run_backfill(source(hub), queue, tmp_path / "s.json", tag="f40")
 
 
+@pytest.mark.parametrize("hub_filters", [False, True], ids=["koji-1.35", "promotedAfter"])
+def test_since_also_finds_drafts_promoted_after_its_cursor(
+        hub: KojiHub, queue: QueueConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        hub_filters: bool) -> None:
+    hub.promoted_after_filter = hub_filters
+    ids = sorted(hub.builds)
+    rpms = cached_rpms("bf")
+    early = hub.add_build(rpms, completion=T0 + dt.timedelta(hours=1, minutes=30), draft=True)
+    late = hub.add_build(rpms, completion=T0 + dt.timedelta(hours=4, minutes=30), draft=True)
+    monkeypatch.setattr(backfill, "PAGE", 1)
+    since = backfill.parse_since("2024-03-01T02:30")
+    state_file = tmp_path / "s.json"
+    first = backfill.run_backfill(source(hub), queue, state_file, since=since)
+    # Completed after --since and not drafts; the late draft is passed over, not queued.
+    assert queued(queue) == [ids[3], ids[4], ids[5]]
+    assert (first.queued, first.skipped, first.promoted_ts) == (3, 1, None)
+    # Both drafts are promoted later; the early one completed before --since even began.
+    hub.promote(early["id"], T0 + dt.timedelta(hours=10))
+    hub.promote(late["id"], T0 + dt.timedelta(hours=11))
+    again = backfill.run_backfill(source(hub), queue, state_file, since=since)
+    assert queued(queue) == [early["id"], late["id"]]
+    assert again.promoted_ts == (T0 + dt.timedelta(hours=11)).timestamp()
+    # And the cursor holds: nothing twice.
+    third = backfill.run_backfill(source(hub), queue, state_file, since=since)
+    assert (third.queued, queued(queue)) == (0, [])
+    assert ("listBuilds" in hub.calls)
+
+
 def test_the_backfill_and_enqueue_commands(hub: KojiHub, queue: QueueConfig, tmp_path: Path
                                            ) -> None:
     from tests.helpers import BIN, run_cmd
@@ -131,7 +159,8 @@ def test_the_backfill_and_enqueue_commands(hub: KojiHub, queue: QueueConfig, tmp
     assert json.loads(out.stdout) == {
         "key": "test:since=2024-03-01T03:30:00+00:00", "queued": 2, "skipped": 0,
         "done": True, "after_id": max(hub.builds),
-        "after_ts": (T0 + dt.timedelta(hours=5)).timestamp(), "state_file": str(state)}
+        "after_ts": (T0 + dt.timedelta(hours=5)).timestamp(), "promoted_ts": None,
+        "state_file": str(state)}
     run_cmd([str(BIN / "darkserver-import"), "enqueue", "--instance", "test", "bf-1.0-1.fc40",
              "1002"], env=env)
     assert queued(queue) == [1005, 1006, "bf-1.0-1.fc40", 1002]

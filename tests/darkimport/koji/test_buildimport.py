@@ -172,3 +172,16 @@ def test_the_koji_command(hub: KojiHub, tmp_path: Path) -> None:
     nosuch = run_cmd(cmd + ["nosuch-1-1.fc40"], env=env, check=False)
     assert nosuch.returncode == 1
     assert "FAILED nosuch-1-1.fc40: lab: no build 'nosuch-1-1.fc40'" in nosuch.stderr
+    # A hub by URL is never filed under 'primary': without --instance it must be configured.
+    unnamed = [str(BIN / "darkserver-import"), "koji", "--hub", hub.hub_url, "--topurl",
+               hub.topurl, "demo-1.0-1.fc40"]
+    refused = run_cmd(unnamed, env=env | {"DARKSERVER_KOJI_CONF": str(tmp_path / "none.conf")},
+                      check=False)
+    assert refused.returncode == 2
+    assert "is not in the Koji instances configuration: name it with --instance" in refused.stderr
+    conf = tmp_path / "koji-instances.conf"
+    conf.write_text(f"[primary]\nhub = https://koji.fedoraproject.org/kojihub\n"
+                    f"topurl = https://kojipkgs.fedoraproject.org\n"
+                    f"[mylab]\nhub = {hub.hub_url}/\ntopurl = {hub.topurl}\n")
+    found = run_cmd(unnamed + ["--json"], env=env | {"DARKSERVER_KOJI_CONF": str(conf)})
+    assert json.loads(found.stdout)["instance"] == "mylab"

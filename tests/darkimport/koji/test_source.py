@@ -172,10 +172,72 @@ def test_instances_come_from_ini_or_json(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setenv("DARKSERVER_KOJI_CONF", str(conf))
     assert kojiconf.get_instance("lab") == kojiconf.KojiInstance(
         "lab", "http://hub.lab/kojihub", "http://pkgs.lab", ("ab12", "cd34"))
+    # Not named: the only configured instance (never a built-in one it does not list).
+    assert kojiconf.get_instance().name == "lab"
+    conf.write_text(json.dumps({n: {"hub": f"http://{n}/kojihub", "topurl": "http://p"}
+                                for n in ("lab", "lab2")}))
     with pytest.raises(kojiconf.KojiConfigError, match=r"unknown Koji instance 'primary' "
-                                                       r"\(configured: lab\)"):
+                                                       r"\(configured: lab, lab2\); name one"):
         kojiconf.get_instance()
     bad = tmp_path / "bad.conf"
     bad.write_text("[x]\nhub = ftp://nope\ntopurl = http://ok\n")
     with pytest.raises(kojiconf.KojiConfigError, match=r"\[x\] hub must be an http\(s\) URL"):
         kojiconf.load_instances(bad)
+
+
+def test_an_https_hub_is_reached_with_the_instance_ca_bundle_and_refused_without(
+        tmp_path: Path) -> None:
+    from tests.kojihub import make_tls
+
+    ca, cert, key = make_tls(tmp_path / "pki")
+    hub = KojiHub(tmp_path / "koji")
+    hub.add_build(cached_rpms())
+    with hub.serve(tls=(cert, key)):
+        assert hub.hub_url.startswith("https://")
+        conf = tmp_path / "koji-instances.conf"
+        conf.write_text(f"[tls]\nhub = {hub.hub_url}\ntopurl = {hub.topurl}\n"
+                        f"serverca = {ca}\n[plain]\nhub = {hub.hub_url}\n"
+                        f"topurl = {hub.topurl}\n")
+        trusted = KojiSource(kojiconf.get_instance("tls", conf), RetryPolicy(attempts=1))
+        build = trusted.get_build("demo-1.0-1.fc40")
+        main = trusted.list_rpms(build)[0]
+        stream, url = trusted.fetch(build, main)
+        assert url.startswith("https://")
+        assert stream.read() == hub.rpm_files[main["id"]].read_bytes()
+        # The same hub without the CA: the certificate is not trusted, for calls and files.
+        plain = KojiSource(kojiconf.get_instance("plain", conf), RetryPolicy(attempts=1))
+        with pytest.raises(KojiError, match="CERTIFICATE_VERIFY_FAILED"):
+            plain.get_build("demo-1.0-1.fc40")
+        with pytest.raises(DownloadError, match="CERTIFICATE_VERIFY_FAILED"):
+            plain.fetch(build, main)
+
+
+def test_instances_take_koji_profiles_and_tls_keys_and_are_found_by_hub_url(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("not checked here\n")
+    koji_conf = tmp_path / "home" / ".koji" / "config"
+    koji_conf.parent.mkdir(parents=True)
+    koji_conf.write_text(f"[lab]\nserver = https://koji.lab/kojihub\n"
+                         f"topurl = https://pkgs.lab\nserverca = {ca}\n")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    conf = tmp_path / "koji-instances.conf"
+    conf.write_text("[lab]\nprofile = lab\nsigkeys = AB12\n"
+                    "[other]\nserver = http://other/kojihub/\ntopurl = http://o\n"
+                    "no_ssl_verify = yes\n")
+    monkeypatch.setenv("DARKSERVER_KOJI_CONF", str(conf))
+    lab = kojiconf.get_instance("lab")
+    assert lab == kojiconf.KojiInstance("lab", "https://koji.lab/kojihub", "https://pkgs.lab",
+                                        ("ab12",), serverca=str(ca))
+    assert lab.verify == str(ca)
+    other = kojiconf.get_instance("other")
+    assert (other.hub, other.no_ssl_verify, other.verify) == ("http://other/kojihub", True, False)
+    assert kojiconf.instance_for_hub("https://koji.lab/kojihub/") == lab
+    assert kojiconf.instance_for_hub("https://elsewhere/kojihub") is None
+    conf.write_text("[bad]\nprofile = no-such-profile\n")
+    with pytest.raises(kojiconf.KojiConfigError, match="profile 'no-such-profile'"):
+        kojiconf.load_instances()
+    conf.write_text(f"[bad]\nhub = https://h/kojihub\ntopurl = https://t\n"
+                    f"serverca = {tmp_path}/missing.pem\n")
+    with pytest.raises(kojiconf.KojiConfigError, match=r"\[bad\] serverca .*: no such file"):
+        kojiconf.load_instances()
