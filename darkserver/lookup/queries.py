@@ -12,11 +12,13 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
-from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections, router
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, router
 from django.db.migrations.executor import MigrationExecutor
 from django.db.models import Count, Sum
 
+from darkserver.lookup import replicas
 from darkserver.lookup.models import Build, ElfFile, Package, path_key
+from darkserver.lookup.replicas import failover
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +92,7 @@ def lookup_sql(alias: str, size: int, paramstyle: str = "pyformat") -> str:
     return sql
 
 
+@failover
 def _django_fetch(size: int, params: dict[str, bytes]) -> Sequence[Sequence[Any]]:
     alias = lookup_alias()
     with connections[alias].cursor() as cursor:
@@ -146,6 +149,7 @@ def prefix_range(prefix: str) -> tuple[bytes, bytes | None]:
     return low, bytes.fromhex(f"{following:0{digits}x}" + pad)
 
 
+@failover
 def by_prefix(prefix: str, limit: int) -> tuple[list[Row], bool]:
     """Rows whose build-id starts with ``prefix`` (an index range scan), at most ``limit``."""
     low, high = prefix_range(prefix)
@@ -156,6 +160,7 @@ def by_prefix(prefix: str, limit: int) -> tuple[list[Row], bool]:
     return rows[:limit], len(rows) > limit
 
 
+@failover
 def by_path(path: str, limit: int) -> tuple[list[Row], bool]:
     """Rows installed at ``path``: found through the 16-byte path hash index, then compared."""
     qs = ElfFile.objects.filter(path_key=path_key(path), path=path)
@@ -163,6 +168,7 @@ def by_path(path: str, limit: int) -> tuple[list[Row], bool]:
     return rows[:limit], len(rows) > limit
 
 
+@failover
 def package_row(nvra: str) -> Row | None:
     """A package and its build, keyed like MATCH_FIELDS (without the ELF keys), or None."""
     fields = [*PACKAGE_FIELDS, *(f"build__{f}" for f in BUILD_FIELDS)]
@@ -174,6 +180,7 @@ def package_row(nvra: str) -> Row | None:
     return row
 
 
+@failover
 def package_rows(nvra: str) -> tuple[Row | None, list[Row]]:
     """A package (see package_row) and its ELF rows in path order."""
     rows = list(
@@ -185,6 +192,7 @@ def package_rows(nvra: str) -> tuple[Row | None, list[Row]]:
     return package_row(nvra), []
 
 
+@failover
 def builds_of(name: str) -> list[Row]:
     """The builds named ``name`` or producing a binary package named ``name``, each with the
     NVRAs of its packages; ordered by version text then import order."""
@@ -212,10 +220,17 @@ def stats(max_age: float = STATS_SECONDS) -> dict[str, Any]:
     now = time.monotonic()
     if _stats is not None and now - _stats[0] < max_age:
         return _stats[1]
+    result = _count_everything()
+    _stats = (now, result)
+    return result
+
+
+@failover
+def _count_everything() -> dict[str, Any]:
     per_distro = (
         Package.objects.values_list("build__distro").annotate(n=Count("id")).order_by("build__distro")
     )
-    result = {
+    return {
         "builds": Build.objects.count(),
         "packages": Package.objects.count(),
         "elf_files": ElfFile.objects.count(),
@@ -225,22 +240,30 @@ def stats(max_age: float = STATS_SECONDS) -> dict[str, Any]:
         "without_build_id": Package.objects.aggregate(n=Sum("without_build_id"))["n"] or 0,
         "distros": dict(per_distro),
     }
-    _stats = (now, result)
-    return result
 
 
-def readiness() -> tuple[bool, dict[str, str]]:
-    """Database reachable and every migration applied (the web never migrates: the importer's
-    ``darkserver migrate`` does)."""
-    parts = {"database": "ok", "migrations": "ok"}
+def readiness() -> tuple[bool, dict[str, Any]]:
+    """The database the web reads from is reachable and has every migration applied (the web
+    never migrates: the importer's ``darkserver migrate`` does). With read replicas configured,
+    every database is listed with its state and lag, and which one answers reads."""
+    parts: dict[str, Any] = {"database": "ok", "migrations": "ok"}
+    alias = replicas.read_alias()
+    if replicas.replicas():
+        parts["reading_from"] = alias
+        primary_ok, primary_state = _reachable(DEFAULT_DB_ALIAS)
+        parts["databases"] = {
+            DEFAULT_DB_ALIAS: {"role": "primary", "host": replicas.host(DEFAULT_DB_ALIAS),
+                               "status": primary_state, "lag_seconds": 0.0 if primary_ok else None},
+            **replicas.describe(),
+        }
     try:
-        with connection.cursor() as cursor:
+        with connections[alias].cursor() as cursor:
             cursor.execute("SELECT 1")
             cursor.fetchone()
-        executor = MigrationExecutor(connection)
+        executor = MigrationExecutor(connections[alias])
         plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
-    except DatabaseError:
-        log.exception("readiness: database check failed")
+    except DatabaseError as exc:
+        log.warning("readiness: database %s unreachable: %s", alias, exc)
         parts.update(database="unreachable", migrations="unknown")
         return False, parts
     if plan:
@@ -248,3 +271,14 @@ def readiness() -> tuple[bool, dict[str, str]]:
         parts["migrations"] = f"not applied: {pending}"
         return False, parts
     return True, parts
+
+
+def _reachable(alias: str) -> tuple[bool, str]:
+    try:
+        with connections[alias].cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except DatabaseError as exc:
+        connections[alias].close()
+        return False, f"unreachable: {' '.join(str(exc).split())}"
+    return True, "ok"
