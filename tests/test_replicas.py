@@ -316,3 +316,17 @@ def test_a_replica_must_be_mariadb(monkeypatch: pytest.MonkeyPatch) -> None:
     assert [(e["HOST"], e["PORT"], e["USER"]) for e in found] == [("h1", "3307", "a"),
                                                                  ("h2", "3306", "b")]
     assert all(e["TEST"] == {"MIRROR": "default"} for e in found)
+
+
+def test_replicas_come_from_the_web_ini_when_the_environment_has_none(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    ini = tmp_path / "darkserverweb.conf"
+    ini.write_text("[darkserverweb]\nengine=mysql\nhost=db1\n"
+                   "replicas=mysql://web:pw@db2:3307/darkserver,\n"
+                   "         mysql://web:pw@db3/darkserver\n")
+    monkeypatch.delenv("DARKSERVER_DATABASE_REPLICAS", raising=False)
+    monkeypatch.setenv("DARKSERVER_WEB_CONF", str(ini))
+    found = config.replica_settings(config.ROLE_WEB)
+    assert [(e["HOST"], e["PORT"], e["NAME"]) for e in found] == [("db2", "3307", "darkserver"),
+                                                                 ("db3", "3306", "darkserver")]
+    assert all(e["OPTIONS"]["connect_timeout"] == 2 for e in found)

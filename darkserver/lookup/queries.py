@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import functools
 import logging
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, router
 from django.db.migrations.executor import MigrationExecutor
-from django.db.models import Count, Sum
 
-from darkserver.lookup import replicas
+from darkserver.lookup import counters, replicas
 from darkserver.lookup.models import Build, ElfFile, Package, path_key
 from darkserver.lookup.replicas import failover
 
@@ -37,7 +35,6 @@ MATCH_FIELDS = (
 )
 # Ids per IN (...) list: under SQLite's historic 999-variable limit, few round trips for 10^4 ids.
 CHUNK = 500
-STATS_SECONDS = 60.0  # counting 10^8 rows is not free: statistics are recomputed once a minute
 
 
 def _chunks(items: list[bytes], size: int) -> Iterator[list[bytes]]:
@@ -212,34 +209,10 @@ def builds_of(name: str) -> list[Row]:
     return builds
 
 
-_stats: tuple[float, dict[str, Any]] | None = None
-
-
-def stats(max_age: float = STATS_SECONDS) -> dict[str, Any]:
-    global _stats
-    now = time.monotonic()
-    if _stats is not None and now - _stats[0] < max_age:
-        return _stats[1]
-    result = _count_everything()
-    _stats = (now, result)
-    return result
-
-
 @failover
-def _count_everything() -> dict[str, Any]:
-    per_distro = (
-        Package.objects.values_list("build__distro").annotate(n=Count("id")).order_by("build__distro")
-    )
-    return {
-        "builds": Build.objects.count(),
-        "packages": Package.objects.count(),
-        "elf_files": ElfFile.objects.count(),
-        # COUNT(DISTINCT build_id), a scan of the build-id index: 1.2 s for 10^7 rows on
-        # MariaDB, where .distinct().count()'s COUNT over a DISTINCT subquery took 4.4 s.
-        "build_ids": ElfFile.objects.aggregate(n=Count("build_id", distinct=True))["n"],
-        "without_build_id": Package.objects.aggregate(n=Sum("without_build_id"))["n"] or 0,
-        "distros": dict(per_distro),
-    }
+def stats() -> dict[str, Any]:
+    """Totals from the counters the importer keeps (counters.py): a few rows, not a scan."""
+    return counters.stats(lookup_alias())
 
 
 def readiness() -> tuple[bool, dict[str, Any]]:
