@@ -105,6 +105,38 @@ def database_settings(for_role: str | None = None) -> dict[str, Any]:
     return _sqlite(str(data_dir() / "darkserver.sqlite3"))
 
 
+def replica_settings(for_role: str | None = None) -> list[dict[str, Any]]:
+    """Django database entries of the read replicas the web reads from, in the order given.
+
+    ``DARKSERVER_DATABASE_REPLICAS`` (comma-separated ``mysql://`` URLs), else ``replicas`` in
+    the web INI's ``[darkserverweb]`` section; none by default. Only the web reads replicas: the
+    importer writes to the primary alone.
+    """
+    raw = settings.DATABASE_REPLICAS.get() if settings.DATABASE_REPLICAS.source() == "env" else None
+    if raw is None:
+        the_role = for_role or role()
+        parser = read_ini(the_role)
+        section = _INI[the_role][1]
+        raw = parser.get(section, "replicas", fallback="") if parser is not None else ""
+    entries = []
+    for url in (part.strip() for part in raw.split(",")):
+        if not url:
+            continue
+        entry = database_from_url(url)
+        if entry["ENGINE"] != "django.db.backends.mysql":
+            raise ConfigError(f"a read replica must be a mysql:// URL, not {url!r}")
+        # A replica that stops answering must cost a lookup seconds, not minutes: it is skipped
+        # for the next one (darkserver/lookup/replicas.py), so fail fast.
+        entry["OPTIONS"] |= {
+            "connect_timeout": settings.REPLICA_CONNECT_TIMEOUT.get(),
+            "read_timeout": settings.REPLICA_READ_TIMEOUT.get(),
+        }
+        # Tests run against the primary's test database; a replica has none of its own.
+        entry["TEST"] = {"MIRROR": "default"}
+        entries.append(entry)
+    return entries
+
+
 def _sqlite_mmap() -> int:
     """Bytes of the database file SQLite reads through mmap instead of read() calls.
 

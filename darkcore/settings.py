@@ -54,11 +54,16 @@ def _int(raw: str) -> int:
     return int(raw.strip())
 
 
+def _float(raw: str) -> float:
+    return float(raw.strip())
+
+
 def _str(raw: str) -> str:
     return raw
 
 
-_WANTED = {"int": "an integer", "bool": "1 or 0 (also yes/no, true/false, on/off)",
+_WANTED = {"int": "an integer", "float": "a number",
+           "bool": "1 or 0 (also yes/no, true/false, on/off)",
            "str": "a string"}
 
 
@@ -81,7 +86,9 @@ class Setting(Generic[T]):
 
     @property
     def type_name(self) -> str:
-        return "bool" if self.parse is _bool else "int" if self.parse is _int else "str"
+        parse: object = self.parse
+        return ("bool" if parse is _bool else "int" if parse is _int
+                else "float" if parse is _float else "str")
 
     def get(self) -> T:
         return _resolve(self)[0]  # type: ignore[no-any-return]
@@ -124,6 +131,24 @@ CONN_MAX_AGE = _define("CONN_MAX_AGE", _int, 600,
                        "seconds a MySQL connection is kept open (Django `CONN_MAX_AGE`)", CORE)
 CONN_HEALTH_CHECKS = _define("CONN_HEALTH_CHECKS", _bool, False,
                              "1: ping a kept MySQL connection before each request", CORE)
+
+# --- read replicas (the web only; docs/DEPLOYMENT.md) ----------------------------------------
+
+DATABASE_REPLICAS = _define(
+    "DATABASE_REPLICAS", _str, "",
+    "comma-separated `mysql://` URLs of read replicas the web reads from in order, else the "
+    "primary; also `replicas` in the web INI's `[darkserverweb]`", WEB)
+REPLICA_MAX_LAG = _define("REPLICA_MAX_LAG", _float, 30.0,
+                          "seconds behind the primary past which a replica is skipped", WEB,
+                          shown_default="`30`")
+REPLICA_CHECK_SECONDS = _define(
+    "REPLICA_CHECK_SECONDS", _float, 2.0,
+    "how often a replica's reachability and lag are checked (a skipped one comes back then)",
+    WEB, shown_default="`2`")
+REPLICA_CONNECT_TIMEOUT = _define("REPLICA_CONNECT_TIMEOUT", _int, 2,
+                                  "seconds to connect to a replica before it is skipped", WEB)
+REPLICA_READ_TIMEOUT = _define("REPLICA_READ_TIMEOUT", _int, 5,
+                               "seconds a replica may take to answer before it is skipped", WEB)
 
 # --- web service -----------------------------------------------------------------------------
 
@@ -212,6 +237,8 @@ URL = _define("URL", _str, "", "the server darkclient asks (wins over `~/.config
               "darkclient.conf`, loses to `--server`)", CLIENT)
 TEST_MYSQL_URL = _define("TEST_MYSQL_URL", _str, "mysql://root:@127.0.0.1:3306/",
                          "MariaDB server of the test suite's `mariadb` tests", TESTS)
+TEST_REPLICA_URL = _define("TEST_REPLICA_URL", _str, "mysql://root:@127.0.0.1:3307/",
+                           "MariaDB read replica of the test server (scripts/services.sh)", TESTS)
 TEST_AMQP_URL = _define("TEST_AMQP_URL", _str, "amqp://guest:guest@127.0.0.1:5672/%2F",
                         "RabbitMQ broker of the queue tests and `bench/bench_queue.py`", TESTS)
 CI_DB = _define("CI_DB", _str, "darkserver_ci",

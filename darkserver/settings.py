@@ -36,6 +36,17 @@ TEMPLATES = [
 ]
 
 DATABASES = {"default": config.database_settings()}
+# Read replicas (web only): aliases replica1, replica2, ... in the configured order; the router
+# sends every read to the first healthy one, else to the primary ("default").
+if config.role() == config.ROLE_WEB:
+    for _number, _entry in enumerate(config.replica_settings(), 1):
+        DATABASES[f"replica{_number}"] = _entry
+READ_REPLICAS = [alias for alias in DATABASES if alias != "default"]
+DATABASE_ROUTERS = ["darkserver.lookup.replicas.ReplicaRouter"] if READ_REPLICAS else []
+# A replica further behind the primary than this many seconds is skipped.
+DARKSERVER_REPLICA_MAX_LAG = registry.REPLICA_MAX_LAG.get()
+# How often a replica's reachability and lag are checked (a skipped one is retried this often).
+DARKSERVER_REPLICA_CHECK_SECONDS = registry.REPLICA_CHECK_SECONDS.get()
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 USE_TZ = True

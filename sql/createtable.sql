@@ -53,6 +53,12 @@ CREATE TABLE `lookup_elffile` (
   `big_endian` bool NULL
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 
+-- Running totals for /api/v1/stats, kept by the importer in each package's transaction.
+CREATE TABLE `lookup_counter` (
+  `name` varchar(64) NOT NULL PRIMARY KEY,
+  `value` bigint NOT NULL
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
 CREATE INDEX `package_name_idx` ON `lookup_package` (`name`);
 CREATE INDEX `elf_build_id_idx` ON `lookup_elffile` (`build_id`);
 CREATE INDEX `elf_path_key_idx` ON `lookup_elffile` (`path_key`);
@@ -72,4 +78,5 @@ CREATE TABLE IF NOT EXISTS `django_migrations` (
   `applied` datetime(6) NOT NULL
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 INSERT INTO `django_migrations` (`app`, `name`, `applied`) VALUES ('lookup', '0001_initial', NOW(6)),
-  ('lookup', '0002_elf_class_byteorder', NOW(6));
+  ('lookup', '0002_elf_class_byteorder', NOW(6)),
+  ('lookup', '0003_counters', NOW(6));

@@ -13,9 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
+from django.db.models import F
 
 from darkimport.run.records import ElfRecord, PackageScan, Provenance
-from darkserver.lookup.models import Build, ElfFile, Package, path_key
+from darkserver.lookup import counters
+from darkserver.lookup.models import Build, Counter, ElfFile, Package, path_key
 
 # Rows per INSERT: large enough to amortise round trips, small enough for SQLite's
 # variable limit (9 columns x 500 rows).
@@ -38,9 +40,15 @@ def store_scan(scan: PackageScan, provenance: Provenance | None = None) -> Store
     prov = provenance or Provenance()
     if package_exists(meta.nvra):
         return StoreResult(meta.nvra, inserted=False, rows=0)
+    names = (*counters.TOTALS, counters.DISTRO + meta.distro)
+    _ensure_counters(names)
     try:
         with transaction.atomic():
-            build = _build_for(scan, prov)
+            # Taken first by every import, so that whether a build-id is new is decided by one
+            # transaction at a time (and in one order: no deadlock). SQLite's writers are
+            # serialised by the IMMEDIATE transaction already.
+            list(Counter.objects.select_for_update().filter(name=counters.BUILD_IDS))
+            build, build_created = _build_for(scan, prov)
             package = Package.objects.create(
                 build=build,
                 kind=meta.kind,
@@ -60,6 +68,7 @@ def store_scan(scan: PackageScan, provenance: Provenance | None = None) -> Store
                 without_build_id=scan.without_build_id,
             )
             rows = _unique_paths(scan)
+            new_ids = _new_build_ids({rec.build_id for rec in rows})
             for start in range(0, len(rows), _BATCH):
                 ElfFile.objects.bulk_create(
                     [
@@ -78,6 +87,14 @@ def store_scan(scan: PackageScan, provenance: Provenance | None = None) -> Store
                         for rec in rows[start : start + _BATCH]
                     ]
                 )
+            _add({
+                counters.BUILDS: int(build_created),
+                counters.PACKAGES: 1,
+                counters.ELF_FILES: len(rows),
+                counters.BUILD_IDS: new_ids,
+                counters.WITHOUT_BUILD_ID: scan.without_build_id,
+                counters.DISTRO + build.distro: 1,
+            })
     except IntegrityError:
         # Another importer committed the same package first: that copy stands.
         if package_exists(meta.nvra):
@@ -93,7 +110,35 @@ def _unique_paths(scan: PackageScan) -> list[ElfRecord]:
     return list(seen.values())
 
 
-def _build_for(scan: PackageScan, prov: Provenance) -> Build:
+def _ensure_counters(names: tuple[str, ...]) -> None:
+    """Counter rows exist before the package's transaction, which then only updates them: two
+    importers creating the same row inside their transactions would fail one of them."""
+    present = Counter.objects.filter(name__in=names).values_list("name", flat=True)
+    for name in set(names) - set(present):
+        Counter.objects.get_or_create(name=name)
+
+
+def _new_build_ids(build_ids: set[bytes]) -> int:
+    """How many of ``build_ids`` no stored row has yet (asked before this package's rows)."""
+    wanted = sorted(build_ids)
+    known: set[bytes] = set()
+    for start in range(0, len(wanted), _BATCH):
+        chunk = wanted[start : start + _BATCH]
+        known.update(
+            bytes(b) for b in ElfFile.objects.filter(build_id__in=chunk)
+            .values_list("build_id", flat=True).distinct()
+        )
+    return len(build_ids - known)
+
+
+def _add(deltas: dict[str, int]) -> None:
+    for name, delta in deltas.items():
+        if delta and not Counter.objects.filter(name=name).update(value=F("value") + delta):
+            # Only when an existing build carries another distro tag than this package's.
+            Counter.objects.create(name=name, value=delta)
+
+
+def _build_for(scan: PackageScan, prov: Provenance) -> tuple[Build, bool]:
     meta = scan.meta
     version = meta.source_version or meta.version
     release = meta.source_release if meta.source_version else meta.release
@@ -108,7 +153,7 @@ def _build_for(scan: PackageScan, prov: Provenance) -> Build:
         build.koji_build_id = prov.koji_build_id
         build.save(update_fields=["koji_build_id"])
     result: Build = build
-    return result
+    return result, bool(created)
 
 
 def builds_known(instance: str, wanted: set[tuple[str, str, str]]) -> set[tuple[str, str, str]]:

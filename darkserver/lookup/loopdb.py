@@ -23,10 +23,11 @@ from collections.abc import Sequence
 from concurrent.futures import Executor
 from typing import Any
 
+from django.conf import settings
 from django.db import connections
 from django.db.utils import load_backend
 
-from darkserver.lookup import queries
+from darkserver.lookup import queries, replicas
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,8 @@ class LoopConnection:
         self.overrides = dict(overrides or {})
         self.executor = executor  # where it is opened (None: the loop's default executor)
         self._db: Any = None  # Django's DatabaseWrapper holding the open DB-API connection
+        self.alias = ""  # the database it is open on (a read replica or the primary)
+        self._chosen_at = 0.0  # when that database was last confirmed as the one to read
         self._sql: dict[int, str] = {}
         self._failed_at = float("-inf")
 
@@ -51,9 +54,26 @@ class LoopConnection:
         return self._db is not None
 
     async def ensure(self) -> bool:
-        """Open the connection when it is not; False while the database cannot be reached."""
+        """Open the connection when it is not; False while the database cannot be reached.
+
+        With read replicas, the choice of database is confirmed every replica check interval
+        (off the loop): a connection to a replica that is now lagging, or to the primary while
+        a replica is healthy again, is closed and the better one opened."""
         if self._db is not None:
-            return True
+            if not settings.READ_REPLICAS or not self._choice_is_stale():
+                return True
+            self._chosen_at = time.monotonic()
+            try:
+                best = await asyncio.get_running_loop().run_in_executor(
+                    self.executor, replicas.read_alias
+                )
+            except Exception:  # the check itself failed: keep what works
+                log.debug("fast path: replica check failed", exc_info=True)
+                return True
+            if best == self.alias:
+                return True
+            log.info("fast path: reading from %s instead of %s", best, self.alias)
+            self.discard()
         if time.monotonic() - self._failed_at < RETRY_SECONDS:
             return False
         try:
@@ -66,8 +86,13 @@ class LoopConnection:
             return False
         return True
 
+    def _choice_is_stale(self) -> bool:
+        elapsed = time.monotonic() - self._chosen_at
+        return elapsed >= float(settings.DARKSERVER_REPLICA_CHECK_SECONDS)
+
     def _open(self) -> tuple[Any, dict[int, str]]:
         alias = queries.lookup_alias()
+        self.alias, self._chosen_at = alias, time.monotonic()
         settings_dict = connections.settings[alias] | self.overrides
         db = load_backend(settings_dict["ENGINE"]).DatabaseWrapper(settings_dict, alias)
         db.ensure_connection()
@@ -93,8 +118,9 @@ class LoopConnection:
                 return rows
             finally:
                 cursor.close()
-        except Exception:
+        except Exception as exc:
             self.discard()
+            replicas.mark_down(self.alias, f"query failed: {exc}", close=False)
             raise
 
     def discard(self) -> None:

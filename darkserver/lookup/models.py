@@ -99,3 +99,14 @@ class ElfFile(models.Model):
 
     def __str__(self) -> str:
         return f"{self.build_id.hex()} {self.path}"
+
+
+class Counter(models.Model):
+    """A running total the importer keeps in each package's transaction (counters.py), so that
+    /api/v1/stats reads a few rows instead of counting 10^8 ELF rows."""
+
+    name = models.CharField(max_length=64, primary_key=True)
+    value = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.name}={self.value}"

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import functools
 import logging
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
-from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections, router
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, router
 from django.db.migrations.executor import MigrationExecutor
-from django.db.models import Count, Sum
 
+from darkserver.lookup import counters, replicas
 from darkserver.lookup.models import Build, ElfFile, Package, path_key
+from darkserver.lookup.replicas import failover
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,6 @@ MATCH_FIELDS = (
 )
 # Ids per IN (...) list: under SQLite's historic 999-variable limit, few round trips for 10^4 ids.
 CHUNK = 500
-STATS_SECONDS = 60.0  # counting 10^8 rows is not free: statistics are recomputed once a minute
 
 
 def _chunks(items: list[bytes], size: int) -> Iterator[list[bytes]]:
@@ -91,6 +90,7 @@ def lookup_sql(alias: str, size: int, paramstyle: str = "pyformat") -> str:
     return sql
 
 
+@failover
 def _django_fetch(size: int, params: dict[str, bytes]) -> Sequence[Sequence[Any]]:
     alias = lookup_alias()
     with connections[alias].cursor() as cursor:
@@ -147,6 +147,7 @@ def prefix_range(prefix: str) -> tuple[bytes, bytes | None]:
     return low, bytes.fromhex(f"{following:0{digits}x}" + pad)
 
 
+@failover
 def by_prefix(prefix: str, limit: int) -> tuple[list[Row], bool]:
     """Rows whose build-id starts with ``prefix`` (an index range scan), at most ``limit``."""
     low, high = prefix_range(prefix)
@@ -157,6 +158,7 @@ def by_prefix(prefix: str, limit: int) -> tuple[list[Row], bool]:
     return rows[:limit], len(rows) > limit
 
 
+@failover
 def by_path(path: str, limit: int) -> tuple[list[Row], bool]:
     """Rows installed at ``path``: found through the 16-byte path hash index, then compared."""
     qs = ElfFile.objects.filter(path_key=path_key(path), path=path)
@@ -164,6 +166,7 @@ def by_path(path: str, limit: int) -> tuple[list[Row], bool]:
     return rows[:limit], len(rows) > limit
 
 
+@failover
 def package_row(nvra: str) -> Row | None:
     """A package and its build, keyed like MATCH_FIELDS (without the ELF keys), or None."""
     fields = [*PACKAGE_FIELDS, *(f"build__{f}" for f in BUILD_FIELDS)]
@@ -180,6 +183,7 @@ def package_row(nvra: str) -> Row | None:
 SOURCE_PACKAGE_SUFFIX = "-debugsource"
 
 
+@failover
 def source_rows(package_ids: Iterable[int]) -> list[Row]:
     """The source-bearing packages of the builds of ``package_ids``, keyed like package_row:
     derived from the rows stored (packages of the same build whose name ends in -debugsource),
@@ -196,6 +200,7 @@ def source_rows(package_ids: Iterable[int]) -> list[Row]:
     return rows
 
 
+@failover
 def package_rows(nvra: str) -> tuple[Row | None, list[Row]]:
     """A package (see package_row) and its ELF rows in path order."""
     rows = list(
@@ -207,6 +212,7 @@ def package_rows(nvra: str) -> tuple[Row | None, list[Row]]:
     return package_row(nvra), []
 
 
+@failover
 def builds_of(name: str) -> list[Row]:
     """The builds named ``name`` or producing a binary package named ``name``, each with the
     NVRAs of its packages; ordered by version text then import order."""
@@ -226,43 +232,34 @@ def builds_of(name: str) -> list[Row]:
     return builds
 
 
-_stats: tuple[float, dict[str, Any]] | None = None
+@failover
+def stats() -> dict[str, Any]:
+    """Totals from the counters the importer keeps (counters.py): a few rows, not a scan."""
+    return counters.stats(lookup_alias())
 
 
-def stats(max_age: float = STATS_SECONDS) -> dict[str, Any]:
-    global _stats
-    now = time.monotonic()
-    if _stats is not None and now - _stats[0] < max_age:
-        return _stats[1]
-    per_distro = (
-        Package.objects.values_list("build__distro").annotate(n=Count("id")).order_by("build__distro")
-    )
-    result = {
-        "builds": Build.objects.count(),
-        "packages": Package.objects.count(),
-        "elf_files": ElfFile.objects.count(),
-        # COUNT(DISTINCT build_id), a scan of the build-id index: 1.2 s for 10^7 rows on
-        # MariaDB, where .distinct().count()'s COUNT over a DISTINCT subquery took 4.4 s.
-        "build_ids": ElfFile.objects.aggregate(n=Count("build_id", distinct=True))["n"],
-        "without_build_id": Package.objects.aggregate(n=Sum("without_build_id"))["n"] or 0,
-        "distros": dict(per_distro),
-    }
-    _stats = (now, result)
-    return result
-
-
-def readiness() -> tuple[bool, dict[str, str]]:
-    """Database reachable and every migration applied (the web never migrates: the importer's
-    ``darkserver migrate`` does)."""
-    parts = {"database": "ok", "migrations": "ok"}
+def readiness() -> tuple[bool, dict[str, Any]]:
+    """The database the web reads from is reachable and has every migration applied (the web
+    never migrates: the importer's ``darkserver migrate`` does). With read replicas configured,
+    every database is listed with its state and lag, and which one answers reads."""
+    parts: dict[str, Any] = {"database": "ok", "migrations": "ok"}
+    alias = replicas.read_alias()
+    if replicas.replicas():
+        parts["reading_from"] = alias
+        primary_ok, primary_state = _reachable(DEFAULT_DB_ALIAS)
+        parts["databases"] = {
+            DEFAULT_DB_ALIAS: {"role": "primary", "host": replicas.host(DEFAULT_DB_ALIAS),
+                               "status": primary_state, "lag_seconds": 0.0 if primary_ok else None},
+            **replicas.describe(),
+        }
     try:
-        with connection.cursor() as cursor:
+        with connections[alias].cursor() as cursor:
             cursor.execute("SELECT 1")
             cursor.fetchone()
-        executor = MigrationExecutor(connection)
+        executor = MigrationExecutor(connections[alias])
         plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
     except DatabaseError as exc:  # a probe asks every few seconds: one line, no traceback
-        log.warning("readiness: database check failed: %s", exc)
+        log.warning("readiness: database %s unreachable: %s", alias, exc)
         parts.update(database="unreachable", migrations="unknown")
         return False, parts
     if plan:
@@ -270,3 +267,14 @@ def readiness() -> tuple[bool, dict[str, str]]:
         parts["migrations"] = f"not applied: {pending}"
         return False, parts
     return True, parts
+
+
+def _reachable(alias: str) -> tuple[bool, str]:
+    try:
+        with connections[alias].cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except DatabaseError as exc:
+        connections[alias].close()
+        return False, f"unreachable: {' '.join(str(exc).split())}"
+    return True, "ok"

@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from darkserver.lookup import queries
 from darkserver.lookup.models import Build, ElfFile, Package, path_key
 from tests.helpers import live_app
 
@@ -89,12 +88,6 @@ def make_apr() -> Apr:
 def apr(db: None) -> Apr:
     """The original fixture: one build-id in apr and in apr-debuginfo (fc16, primary Koji)."""
     return make_apr()
-
-
-@pytest.fixture(autouse=True)
-def _fresh_stats() -> None:
-    # queries.stats() caches for a minute; each test sees its own rows.
-    queries._stats = None
 
 
 def apr_match(debuginfo: bool = False) -> dict[str, Any]:

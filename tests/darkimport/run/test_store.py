@@ -86,3 +86,66 @@ def test_duplicate_paths_in_a_scan_give_one_row() -> None:
     scan = make_scan(files=2)
     scan.elves.append(scan.elves[0])
     assert store.store_scan(scan).rows == 2
+
+
+# --- the statistics counters -------------------------------------------------------------------
+
+
+def _counted() -> dict[str, int]:
+    from darkserver.lookup.models import Counter
+
+    return {c.name: c.value for c in Counter.objects.all() if c.value}
+
+
+def test_counters_kept_by_the_importer_equal_a_full_count(sample_set) -> None:
+    from darkimport.run.scan import scan_path
+    from darkserver.lookup import counters
+
+    for path in sample_set.packages:
+        store.store_scan(scan_path(path))
+    # Shared build-ids: the same binaries again in another package, and a package again.
+    again = make_scan("2.fc41")
+    store.store_scan(again)
+    store.store_scan(make_scan("3.fc41"))
+    assert not store.store_scan(make_scan("3.fc41")).inserted
+    expected = {k: v for k, v in counters.count_rows().items() if v}
+    assert _counted() == expected
+    assert expected[counters.BUILD_IDS] == len(
+        {bytes(b) for b in ElfFile.objects.values_list("build_id", flat=True)})
+    assert counters.stats()["packages"] == Package.objects.count()
+
+
+def test_counters_stay_exact_when_importers_race() -> None:
+    import threading
+
+    from django.db import connection
+
+    from darkserver.lookup import counters
+
+    if connection.vendor == "sqlite":
+        # The in-memory test database refuses concurrent writers outright ("table is locked");
+        # SQLite's writers are serialised anyway. The race is MariaDB's (second pass).
+        pytest.skip("concurrent writers need a server database")
+    # Eight packages with the same twenty build-ids, stored by eight threads at once.
+    scans = [make_scan(f"{n}.fc40", files=20) for n in range(8)]
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(len(scans))
+
+    def store_one(scan: PackageScan) -> None:
+        try:
+            barrier.wait()
+            store.store_scan(scan)
+        except BaseException as exc:  # noqa: BLE001  (reported by the assertion below)
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=store_one, args=(s,)) for s in scans]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert Package.objects.count() == 8
+    assert _counted() == {k: v for k, v in counters.count_rows().items() if v}
+    assert _counted()[counters.BUILD_IDS] == 20

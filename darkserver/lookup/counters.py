@@ -1,0 +1,64 @@
+"""The service's totals, kept as rows of ``Counter`` by the importer (darkimport/run/store.py
+adds each package's share in the package's own transaction) and read by /api/v1/stats.
+
+Counting 10^8 ELF rows, and their distinct build-ids above all, takes seconds to minutes; the
+counters make the statistics one small query. ``recount`` computes them from the rows: the
+migration that introduced them runs it once, and ``darkserver recount`` runs it again after
+rows were changed behind the importer's back.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Count, Sum
+
+from darkserver.lookup.models import Build, Counter, ElfFile, Package
+
+BUILDS = "builds"
+PACKAGES = "packages"
+ELF_FILES = "elf_files"  # ELF rows (one per install path with a build-id)
+BUILD_IDS = "build_ids"  # distinct build-ids
+WITHOUT_BUILD_ID = "without_build_id"  # ELF files seen without a build-id
+DISTRO = "distro:"  # + dist tag: packages of builds with that tag
+TOTALS = (BUILDS, PACKAGES, ELF_FILES, BUILD_IDS, WITHOUT_BUILD_ID)
+
+
+def stats(using: str | None = None) -> dict[str, Any]:
+    """The /api/v1/stats document from the counter rows."""
+    values = dict(Counter.objects.using(using).values_list("name", "value"))
+    out: dict[str, Any] = {name: values.get(name, 0) for name in TOTALS}
+    out["distros"] = {
+        name[len(DISTRO):]: value
+        for name, value in sorted(values.items())
+        if name.startswith(DISTRO) and value
+    }
+    return out
+
+
+def count_rows(using: str | None = None) -> dict[str, int]:
+    """Every counter computed from the rows (slow at 10^8 rows: a full scan)."""
+    elves = ElfFile.objects.using(using)
+    packages = Package.objects.using(using)
+    values = {
+        BUILDS: Build.objects.using(using).count(),
+        PACKAGES: packages.count(),
+        ELF_FILES: elves.count(),
+        BUILD_IDS: elves.aggregate(n=Count("build_id", distinct=True))["n"],
+        WITHOUT_BUILD_ID: packages.aggregate(n=Sum("without_build_id"))["n"] or 0,
+    }
+    for distro, n in packages.values_list("build__distro").annotate(n=Count("id")):
+        values[DISTRO + distro] = n
+    return values
+
+
+def recount(using: str | None = None) -> dict[str, int]:
+    """Replace the counters with totals computed from the rows."""
+    values = count_rows(using)
+    with transaction.atomic(using=using):
+        Counter.objects.using(using).all().delete()
+        Counter.objects.using(using).bulk_create(
+            [Counter(name=name, value=value) for name, value in values.items()]
+        )
+    return values
