@@ -7,6 +7,7 @@ Fixtures building real packages live in conftest_archives.py (a pytest plugin).
 from __future__ import annotations
 
 import io
+import struct
 import subprocess
 import tarfile
 from dataclasses import dataclass
@@ -21,6 +22,37 @@ def tool(*args: str | Path, stdin: bytes | None = None) -> bytes:
 
 def rpm_query(package: Path, fmt: str) -> str:
     return tool("rpm", "-qp", "--nosignature", "--nodigest", "--qf", fmt, package).decode()
+
+
+# --- rpm digests ---------------------------------------------------------------------------
+
+SIGNATURE_DIGEST_TAGS = (269, 273, 279, 1004)  # SHA1HEADER, SHA256HEADER, SHA3_256HEADER, MD5
+
+
+def rename_rpm_tags(data: bytes, tags: tuple[int, ...], *, signature: bool = True,
+                    offset: int = 20000) -> bytes:
+    """``data`` with these tags of the signature (or main) header renamed to unknown numbers,
+    as a damaged tag number would be: the package then no longer carries them."""
+    out = bytearray(data)
+    at = 96
+    if not signature:
+        count, length = struct.unpack_from(">II", data, at + 8)
+        at += 16 + 16 * count + length
+        at += -at % 8
+    count = struct.unpack_from(">I", data, at + 8)[0]
+    for i in range(count):
+        entry = at + 16 + 16 * i
+        tag = struct.unpack_from(">I", data, entry)[0]
+        if tag in tags:
+            struct.pack_into(">I", out, entry, tag + offset)
+    return bytes(out)
+
+
+def rpm_check(package: Path, *options: str) -> tuple[bool, str]:
+    """``rpm -K`` (the oracle for damage): (whether rpm says OK, its output)."""
+    proc = subprocess.run(["rpm", "-K", *options, str(package)], capture_output=True, text=True)
+    out = proc.stdout + proc.stderr
+    return proc.returncode == 0 and "NOT OK" not in out, out
 
 
 # --- cpio newc -----------------------------------------------------------------------------
