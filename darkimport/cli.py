@@ -62,7 +62,11 @@ def import_files(argv: list[str]) -> int:
                   file=sys.stderr)
             return 2
         templates[kind] = template
-    options = ScanOptions(deb_distro=args.deb_distro, url_templates=templates)
+    try:
+        options = ScanOptions(deb_distro=args.deb_distro, url_templates=templates)
+    except config.ConfigError as exc:
+        print(f"darkserver-import: {exc}", file=sys.stderr)
+        return 2
     progress = None if args.quiet or args.json else progress_stream()
     summary = run_import(args.paths, options, max(1, args.jobs), progress=progress)
     if args.json:
