@@ -3,13 +3,16 @@ catches ``ClientError`` at one boundary and prints it without a traceback."""
 
 from __future__ import annotations
 
+import darkcore.errors
+
 
 class ClientError(Exception):
     """Anything the client reports as a one-line error (exit status 2)."""
 
 
-class FormatError(ClientError):
-    """A file is not what it should be (not ELF, not a core, corrupt)."""
+class FormatError(ClientError, darkcore.errors.FormatError):
+    """A file is not what it should be (not ELF, not a core, corrupt). Also a darkcore
+    FormatError: the client's readers raise the shared hierarchy on garbage, like darkcore's."""
 
 
 class NotElfError(FormatError):
