@@ -243,7 +243,7 @@ class DebReader:
         sums = self.md5sums or {}
         for member in _iter_tar(source, self.data_compression, name, self.budget):
             check = None
-            if member.is_regular and member.data is not None:
+            if self.md5sums is not None and member.is_regular and member.data is not None:
                 path = "/" + member.name.removeprefix("./").lstrip("/")
                 check = member.data = ElfDigestCheck(
                     member.data, "md5", sums.get(path),

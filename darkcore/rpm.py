@@ -465,10 +465,18 @@ class RpmReader:
             if not kind:
                 raise FormatError(f"rpm payload: unknown compressor {self.payload_compressor!r}")
         payload = open_decompressed(source, kind)
-        alt = [h for _name, h, _x, is_alt in self._payload_digests if is_alt]
+        if kind == "none":
+            self._share_alt_hashes()
+        alt = [h for _name, h, _x, is_alt in self._payload_digests if is_alt and h not in
+               [c for _n, c, _e, a in self._payload_digests if not a]]
         # Counting (and ALT-hashing) the decompressed bytes bounds a decompression bomb.
         counted = io.BufferedReader(DigestReader(payload, *alt, budget=self.budget), CHUNK)
-        algo, file_digests = self._file_digests()
+        # FILEDIGESTS cost a hash of every ELF member; they add something only where no
+        # digest covers the uncompressed payload already (rpm < 4.16 with a compressed
+        # payload, or a package whose payload digests are gone).
+        covered = any(alt for _n, _h, _x, alt in self._payload_digests) or (
+            kind == "none" and bool(self._payload_digests))
+        algo, file_digests = ("", {}) if covered else self._file_digests()
         listed = set(self._paths())
         try:
             for member in iter_cpio(counted, self.stripped_table, self.budget):
@@ -492,6 +500,15 @@ class RpmReader:
         drain(self._stream)
         self._check_payload()
 
+    def _share_alt_hashes(self) -> None:
+        """Uncompressed payload: an ALT digest covers the very bytes its compressed twin does,
+        so the one running hash of that algorithm serves both (one pass, not two)."""
+        by_algo = {h.name: h for _n, h, _x, alt in self._payload_digests if not alt}
+        self._payload_digests = [
+            (name, by_algo.get(h.name, h) if alt else h, expected, alt)
+            for name, h, expected, alt in self._payload_digests
+        ]
+
     def _check_payload(self) -> None:
         for name, running, expected, _alt in self._payload_digests:
             got = running.hexdigest()
@@ -513,6 +530,8 @@ class RpmReader:
 
 
 class _Hash(Protocol):
+    @property
+    def name(self) -> str: ...
     def update(self, data: bytes | memoryview, /) -> None: ...
     def hexdigest(self) -> str: ...
 
