@@ -6,7 +6,8 @@ Every seed is made by the real tools, as small as they allow: a libc-free static
 (gcc -nostdlib, 808 bytes, GNU build-id) and a relocatable object with one (ld -r), an rpm
 (rpmbuild, gzip payload) and a copy of it with every digest tag renamed (so that mutations reach
 the header and cpio parsers instead of stopping at the header digest), the rpm's payload as
-plain cpio (rpm2cpio), a deb (dpkg-deb, xz, with md5sums), a GNU tar of the executable (tar),
+plain cpio (rpm2cpio), a deb (dpkg-deb, xz, with md5sums) and one with uncompressed members (so
+that mutations reach the tar reader and the md5sums check), a GNU tar of the executable (tar),
 and a core dump of the executable stopped at its first instruction (gdb's gcore; stored
 xz-compressed: its stack is 130 KB of zeros).
 """
@@ -30,6 +31,7 @@ def main() -> None:
     SEEDS.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
+        (work / "plain").mkdir()
         (work / "start.c").write_text(_START)
         tiny = work / "tiny"
         samples.run(["gcc", "-Os", "-nostdlib", "-static", "-s", "-Wl,--build-id=sha1",
@@ -50,6 +52,9 @@ def main() -> None:
 
         deb = samples.build_deb(work, "tiny", "1.0-1", "amd64", [(tiny, "/usr/bin/tiny")], "xz")
         shutil.copy(deb, SEEDS / "tiny.deb")
+        plain = samples.build_deb(work / "plain", "tiny", "1.0-1", "amd64",
+                                  [(tiny, "/usr/bin/tiny")], "none")
+        shutil.copy(plain, SEEDS / "tiny-none.deb")
         samples.run(["tar", "--format=gnu", "-cf", work / "tiny.tar", "-C", work, "tiny"])
         # A tar pads to 10 KiB records; the reader needs only the member and two end blocks.
         data = (work / "tiny.tar").read_bytes()

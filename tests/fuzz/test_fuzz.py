@@ -16,12 +16,12 @@ from tests.fuzz.harness import fuzz_settings, inputs
 
 HARNESSES: dict[str, tuple[Callable[[bytes], None], tuple[str, ...]]] = {
     "rpm": (harness.fuzz_rpm, ("tiny.rpm", "tiny-nodigest.rpm")),
-    "deb": (harness.fuzz_deb, ("tiny.deb",)),
+    "deb": (harness.fuzz_deb, ("tiny.deb", "tiny-none.deb")),
     "cpio": (harness.fuzz_cpio, ("tiny.cpio",)),
     "tar": (harness.fuzz_tar, ("tiny.tar",)),
     "elf": (harness.fuzz_elf, ("tiny.elf", "tiny.ko")),
     "core": (harness.fuzz_core, ("tiny.core.xz",)),
-    "scan": (harness.fuzz_scan, ("tiny.rpm", "tiny-nodigest.rpm", "tiny.deb")),
+    "scan": (harness.fuzz_scan, ("tiny.rpm", "tiny-nodigest.rpm", "tiny.deb", "tiny-none.deb")),
 }
 
 
@@ -57,9 +57,7 @@ def test_fuzz_decompressors(kind: str) -> None:
     harness.fuzz_decompress(kind, seed)
 
     @fuzz_settings(150)
-    @given(st.one_of(st.builds(harness.mutate, st.just(seed),
-                               st.lists(harness._MUTATION, min_size=1, max_size=4)),
-                     st.binary(max_size=1024)))
+    @given(st.one_of(harness.mutants(seed), st.binary(max_size=1024)))
     def run(data: bytes) -> None:
         only_package_errors(lambda d: harness.fuzz_decompress(kind, d), data)
 
