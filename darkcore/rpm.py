@@ -554,7 +554,7 @@ def _hex_digest(h: RpmHeader, tag: int, algo: str, what: str) -> str:
         value = value.hex()
     want = hashlib.new(algo).digest_size * 2
     if not isinstance(value, str) or len(value) != want or not _is_hex(value):
-        raise FormatError(f"{what}: {_TAG_NAMES.get(tag, tag)} is not a {algo} digest "
+        raise IntegrityError(f"{what}: {_TAG_NAMES.get(tag, tag)} is not a {algo} digest "
                           f"({value!r:.80})")
     return value.lower()
 
