@@ -305,10 +305,8 @@ class RpmReader:
         self.payload_format = h.string(PAYLOADFORMAT) or "cpio"
         self.payload_compressor = h.string(PAYLOADCOMPRESSOR) or "gzip"
         self._payload_digests = self._expected_payload_digests()
-        self._stream = io.BufferedReader(
-            DigestReader(stream, self._sigmd5, *(h for _tag, h, _x, _alt in self._payload_digests
-                                                 if not _alt)),
-            CHUNK)
+        compressed = [h for _name, h, _x, is_alt in self._payload_digests if not is_alt]
+        self._stream = io.BufferedReader(DigestReader(stream, self._sigmd5, *compressed), CHUNK)
 
     @property
     def sigmd5(self) -> str:
@@ -467,15 +465,17 @@ class RpmReader:
         payload = open_decompressed(source, kind)
         if kind == "none":
             self._share_alt_hashes()
-        alt = [h for _name, h, _x, is_alt in self._payload_digests if is_alt and h not in
-               [c for _n, c, _e, a in self._payload_digests if not a]]
+        compressed = [h for _n, h, _x, is_alt in self._payload_digests if not is_alt]
+        uncompressed = [h for _n, h, _x, is_alt in self._payload_digests
+                        if is_alt and h not in compressed]  # shared ones run already
         # Counting (and ALT-hashing) the decompressed bytes bounds a decompression bomb.
-        counted = io.BufferedReader(DigestReader(payload, *alt, budget=self.budget), CHUNK)
+        counted = io.BufferedReader(DigestReader(payload, *uncompressed, budget=self.budget),
+                                    CHUNK)
         # FILEDIGESTS cost a hash of every ELF member; they add something only where no
         # digest covers the uncompressed payload already (rpm < 4.16 with a compressed
         # payload, or a package whose payload digests are gone).
-        covered = any(alt for _n, _h, _x, alt in self._payload_digests) or (
-            kind == "none" and bool(self._payload_digests))
+        covered = any(is_alt for _n, _h, _x, is_alt in self._payload_digests) or (
+            kind == "none" and bool(compressed))
         algo, file_digests = ("", {}) if covered else self._file_digests()
         listed = set(self._paths())
         try:
