@@ -16,7 +16,6 @@ import hashlib
 import json
 import os
 import posixpath
-import re
 import shutil
 import threading
 import time
@@ -35,20 +34,17 @@ from darkclient.fetch import Job, pick, run_jobs
 from darkclient.lookup import Match, lookup
 from darkclient.sources import SOURCE_ROOT, pick_source, source_docs
 from darkclient.urls import Resolver, candidates, make_session
-from darkcore import buildid
+from darkcore import buildid, settings
 from darkcore.elf import read_section
 from darkcore.errors import PackageError
 from darkcore.paths import PathRejected, normalize_member_path
 
 MISS_TTL = 60.0
-_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([KMGT]?)B?", re.IGNORECASE)
-
-
 def parse_size(text: str) -> int:
-    m = _SIZE.fullmatch(text.strip())
-    if not m:
-        raise ConfigError(f"bad size {text!r} (use e.g. 500M or 2G)")
-    return int(float(m.group(1)) * 1024 ** "_KMGT".index(m.group(2).upper() or "_"))
+    try:
+        return settings.parse_size(text)
+    except ValueError:
+        raise ConfigError(f"bad size {text!r} (use e.g. 500M or 2G)") from None
 
 
 class Cache:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import bz2
 import contextlib
 import fcntl
+import hashlib
 import io
 import lzma
 import shutil
@@ -33,7 +34,8 @@ from typing import BinaryIO, Protocol, cast
 
 import zstandard
 
-from darkcore.errors import DecompressionError, PackageError, TruncatedError
+from darkcore.errors import DecompressionError, IntegrityError, PackageError, TruncatedError
+from darkcore.limits import Budget
 from darkcore.settings import EXTERNAL_DECOMPRESS
 
 CHUNK = 1 << 20
@@ -451,7 +453,7 @@ class BoundedReader:
         self._stream = stream
         self.size = size
         self.remaining = size
-        self._what = what
+        self.what = what
 
     def read(self, n: int = -1) -> bytes:
         if n < 0 or n > self.remaining:
@@ -486,7 +488,70 @@ class BoundedReader:
             self.readinto(memoryview(scratch)[: min(self.remaining, CHUNK)])
 
     def _short(self) -> None:
-        raise TruncatedError(f"{self._what} truncated: the data ends before its {self.size} bytes")
+        raise TruncatedError(f"{self.what} truncated: the data ends before its {self.size} bytes")
+
+
+ELF_MAGIC = b"\x7fELF"
+
+
+class ElfDigestCheck(BoundedReader):
+    """An archive member's data, checked against the digest its package lists for it when the
+    member is an ELF file (those are read whole anyway; hashing everything else would cost a
+    pass over the whole payload for nothing the importer keeps).
+
+    Wraps the container's own reader of the member, so the container's bookkeeping stays
+    right. ``finish()`` (also run by ``skip()``) reads what the consumer left, hashes it and
+    raises IntegrityError on a mismatch; ``expected`` None means the package lists no digest
+    for this member, which ``finish()`` reports as False (True: checked, None: not ELF).
+    """
+
+    def __init__(self, inner: BoundedReader, algo: str, expected: str | None, what: str) -> None:
+        super().__init__(cast(BinaryIO, inner), inner.remaining, inner.what)
+        self._inner = inner
+        self._hash = hashlib.new(algo)
+        self._expected = expected
+        self._failure = what  # "rpm payload corrupt: /usr/bin/x does not match FILEDIGESTS"
+        self._head = b""
+        self._done = False
+        self.result: bool | None = None
+
+    def read(self, n: int = -1) -> bytes:
+        data = super().read(n)
+        self._seen(data)
+        return data
+
+    def readinto(self, buffer: memoryview | bytearray) -> int:
+        n = super().readinto(buffer)
+        self._seen(memoryview(buffer)[:n])
+        return n
+
+    def _seen(self, data: bytes | memoryview) -> None:
+        if len(self._head) < len(ELF_MAGIC):
+            self._head += bytes(data[: len(ELF_MAGIC) - len(self._head)])
+        self._hash.update(data)
+
+    def skip(self) -> None:
+        self.finish()
+
+    def finish(self) -> bool | None:
+        if self._done:
+            return self.result
+        self._done = True
+        if not self._head or not ELF_MAGIC.startswith(self._head):
+            self._inner.skip()  # not ELF, or never looked at: passed over unhashed
+            self.remaining = 0
+            return None
+        scratch = bytearray(min(self.remaining, CHUNK))
+        while self.remaining:
+            self.readinto(memoryview(scratch)[: min(self.remaining, CHUNK)])
+        if self._head != ELF_MAGIC:
+            return None
+        if self._expected is not None:
+            got = self._hash.hexdigest()
+            if got != self._expected:
+                raise IntegrityError(f"{self._failure} ({got} != {self._expected})")
+        self.result = self._expected is not None
+        return self.result
 
 
 def readinto(stream: BinaryIO, buffer: memoryview | bytearray) -> int:
@@ -537,12 +602,14 @@ class _Prefixed(io.RawIOBase):
 
 
 class DigestReader(io.RawIOBase):
-    """Passes a stream through, feeding every byte to hash objects and counting them."""
+    """Passes a stream through, feeding every byte to hash objects and counting them; with a
+    ``budget``, every byte is charged as decompressed data (LimitExceeded past the limit)."""
 
-    def __init__(self, stream: BinaryIO, *hashes: _Hash) -> None:
+    def __init__(self, stream: BinaryIO, *hashes: _Hash, budget: Budget | None = None) -> None:
         self._stream = stream
         self.hashes = list(hashes)
         self.count = 0
+        self._budget = budget
 
     def readable(self) -> bool:
         return True
@@ -554,6 +621,8 @@ class DigestReader(io.RawIOBase):
             for h in self.hashes:
                 h.update(view)
             self.count += n
+            if self._budget is not None:
+                self._budget.unpack(n)
         return n
 
 
@@ -566,6 +635,7 @@ __all__ = [
     "KINDS",
     "BoundedReader",
     "DigestReader",
+    "ElfDigestCheck",
     "drain",
     "open_decompressed",
     "read_exact",

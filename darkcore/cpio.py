@@ -22,6 +22,7 @@ from typing import BinaryIO
 
 from darkcore.compression import BoundedReader, read_exact
 from darkcore.errors import FormatError, TruncatedError
+from darkcore.limits import Budget
 
 NEWC_MAGICS = (b"070701", b"070702")
 STRIPPED_MAGIC = b"07070X"
@@ -79,11 +80,13 @@ def _hex(field: bytes, what: str) -> int:
 def iter_cpio(
     stream: BinaryIO,
     stripped: Callable[[], Sequence[StrippedFile]] | None = None,
+    budget: Budget | None = None,
 ) -> Iterator[CpioMember]:
     """Yield the members of the cpio archive in ``stream`` up to its trailer.
 
     ``stripped`` returns the rpm header's file table; it is needed (and called once) only when a
     stripped entry appears. A member's ``data`` must not be used after the iterator advances.
+    ``budget`` counts every entry (held hard links included) against the member limit.
     """
     table: Sequence[StrippedFile] | None = None
     held: dict[tuple[int, int], list[str]] = {}  # hard links still waiting for their data
@@ -108,6 +111,8 @@ def iter_cpio(
         if member is None:  # the trailer
             break
         index += 1
+        if budget is not None:
+            budget.member()
         if member.is_regular and member.nlink > 1:
             key = (member.dev, member.ino)
             if member.size == 0:

@@ -22,3 +22,11 @@ class DecompressionError(PackageError):
 
 class UnsupportedPackage(PackageError):
     """A package this importer deliberately skips (source rpm, unknown format)."""
+
+
+class IntegrityError(FormatError):
+    """A digest the package carries does not match its bytes: the package is damaged."""
+
+
+class LimitExceeded(PackageError):
+    """The package needs more of a bounded resource than allowed (darkcore.limits)."""

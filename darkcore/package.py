@@ -21,6 +21,7 @@ from typing import BinaryIO
 from darkcore.compression import BoundedReader, sniff
 from darkcore.deb import AR_MAGIC, DebReader
 from darkcore.errors import PackageError, TruncatedError, UnsupportedPackage
+from darkcore.limits import Budget
 from darkcore.paths import PathRejected, normalize_member_path
 from darkcore.rpm import LEAD_MAGIC, RpmReader
 
@@ -53,16 +54,18 @@ def is_package(head: bytes) -> bool:
 class Package:
     """An rpm or deb read from ``stream`` (any readable stream; nothing is seeked)."""
 
-    def __init__(self, stream: BinaryIO) -> None:
+    def __init__(self, stream: BinaryIO, budget: Budget | None = None) -> None:
+        """``budget`` bounds what reading the package may cost (darkcore.limits); none: the
+        defaults."""
         magic, source = sniff(stream, 8)
         self.rpm: RpmReader | None = None
         self.deb: DebReader | None = None
         if magic.startswith(LEAD_MAGIC):
             self.kind = "rpm"
-            self.rpm = RpmReader(source)
+            self.rpm = RpmReader(source, budget)
         elif magic.startswith(AR_MAGIC):
             self.kind = "deb"
-            self.deb = DebReader(source)
+            self.deb = DebReader(source, budget)
         elif not magic:
             raise TruncatedError("empty file")
         else:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import configparser
 import os
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -58,11 +59,26 @@ def _float(raw: str) -> float:
     return float(raw.strip())
 
 
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([KMGT]?)(?:I?B)?", re.IGNORECASE)
+
+
+def parse_size(text: str) -> int:
+    """"64G" -> 68719476736, "1.5K" -> 1536: K/M/G/T are powers of 1024 ("KiB" and "GB" read
+    the same); plain digits are bytes or a count. ValueError for anything else."""
+    m = _SIZE.fullmatch(text.strip())
+    if not m:
+        raise ValueError(f"{text!r} is not a size (e.g. 100, 64M, 8G)")
+    return int(float(m.group(1)) * 1024 ** "_KMGT".index(m.group(2).upper() or "_"))
+
+
+_size = parse_size
+
+
 def _str(raw: str) -> str:
     return raw
 
 
-_WANTED = {"int": "an integer", "float": "a number",
+_WANTED = {"int": "an integer", "float": "a number", "size": "a size (e.g. 100, 64M, 8G)",
            "bool": "1 or 0 (also yes/no, true/false, on/off)",
            "str": "a string"}
 
@@ -88,7 +104,7 @@ class Setting(Generic[T]):
     def type_name(self) -> str:
         parse: object = self.parse
         return ("bool" if parse is _bool else "int" if parse is _int
-                else "float" if parse is _float else "str")
+                else "float" if parse is _float else "size" if parse is _size else "str")
 
     def get(self) -> T:
         return _resolve(self)[0]  # type: ignore[no-any-return]
@@ -214,6 +230,22 @@ DEB_DISTRO = _define("DEB_DISTRO", _str, "", "distro tag for debs; empty: from `
 EXTERNAL_DECOMPRESS = _define("EXTERNAL_DECOMPRESS", _str, "auto",
                               "`xz -T0` for payloads: auto (multi-block xz only), 1 always, "
                               "0 never", IMPORTER, choices=("auto", "0", "1"))
+# Resource bounds per package (darkcore/limits.py): a package over one fails, naming it. Far
+# above what a distribution ships (a kernel debuginfo rpm unpacks to ~6 GiB in ~10^4 members).
+MAX_UNPACKED_BYTES = _define("MAX_UNPACKED_BYTES", _size, 64 << 30,
+                             "decompressed bytes per package (K/M/G/T suffixes)", IMPORTER,
+                             ini=IMPORTER_INI, shown_default="64G")
+MAX_MEMBERS = _define("MAX_MEMBERS", _size, 1_000_000, "archive members per package", IMPORTER,
+                      ini=IMPORTER_INI, shown_default="1000000")
+MAX_SPOOL_MEMBER = _define("MAX_SPOOL_MEMBER", _size, 8 << 30,
+                           "bytes of one ELF member held for parsing (memory up to 32 MiB, then "
+                           "a temporary file)", IMPORTER, ini=IMPORTER_INI, shown_default="8G")
+MAX_SPOOL_PACKAGE = _define("MAX_SPOOL_PACKAGE", _size, 32 << 30,
+                            "bytes of ELF members held, summed over one package", IMPORTER,
+                            ini=IMPORTER_INI, shown_default="32G")
+MAX_WARNINGS = _define("MAX_WARNINGS", _size, 100, "warnings kept per package, then one "
+                       "\"... and N more warnings\" line", IMPORTER, ini=IMPORTER_INI,
+                       shown_default="100")
 KOJI_CONF = _define("KOJI_CONF", _str, "/etc/darkserver/koji-instances.conf",
                     "Koji instances file (INI or JSON); none: Fedora's primary hub", IMPORTER,
                     ini=IMPORTER_INI)
@@ -239,6 +271,8 @@ TEST_MYSQL_URL = _define("TEST_MYSQL_URL", _str, "mysql://root:@127.0.0.1:3306/"
                          "MariaDB server of the test suite's `mariadb` tests", TESTS)
 TEST_REPLICA_URL = _define("TEST_REPLICA_URL", _str, "mysql://root:@127.0.0.1:3307/",
                            "MariaDB read replica of the test server (scripts/services.sh)", TESTS)
+FUZZ_EXAMPLES = _define("FUZZ_EXAMPLES", _int, 0, "examples per fuzz harness (0: the short "
+                        "run every suite does; docs/FUZZING.md)", TESTS)
 TEST_AMQP_URL = _define("TEST_AMQP_URL", _str, "amqp://guest:guest@127.0.0.1:5672/%2F",
                         "RabbitMQ broker of the queue tests and `bench/bench_queue.py`", TESTS)
 CI_DB = _define("CI_DB", _str, "darkserver_ci",

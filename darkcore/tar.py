@@ -18,6 +18,7 @@ from typing import BinaryIO, cast
 
 from darkcore.compression import BoundedReader
 from darkcore.errors import FormatError, TruncatedError
+from darkcore.limits import Budget
 
 BLOCK = 512
 _BUFFER = 1 << 20
@@ -94,8 +95,10 @@ def _pax(data: bytes, what: str) -> dict[str, str]:
     return records
 
 
-def iter_tar(stream: BinaryIO, what: str = "tar") -> Iterator[TarEntry]:
-    """Every member of a tar stream, in order; raises FormatError/TruncatedError."""
+def iter_tar(stream: BinaryIO, what: str = "tar", budget: Budget | None = None
+             ) -> Iterator[TarEntry]:
+    """Every member of a tar stream, in order; raises FormatError/TruncatedError. ``budget``
+    counts every header (extension headers too) against the member limit."""
     buffered = stream if isinstance(stream, io.BufferedReader) else io.BufferedReader(
         _Raw(stream), _BUFFER
     )
@@ -112,6 +115,8 @@ def iter_tar(stream: BinaryIO, what: str = "tar") -> Iterator[TarEntry]:
             return  # end-of-archive marker; the caller drains what follows
         if not _checksum_ok(header):
             raise FormatError(f"{what}: corrupt member header (checksum mismatch)")
+        if budget is not None:
+            budget.member()
         size = _number(header[124:136], what)
         typeflag = header[156:157]
         if typeflag in (b"L", b"K", b"x", b"g"):

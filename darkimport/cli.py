@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 
 from darkcore.extras import require
-from darkcore.settings import DEB_DISTRO
+from darkcore.settings import DEB_DISTRO, ConfigError
 from darkcore.urltemplates import DEFAULT_URL_TEMPLATES, url_templates
 from darkimport.run.importrun import default_jobs, progress_stream, run_import
 from darkimport.run.scan import ScanOptions
@@ -63,7 +63,11 @@ def import_files(argv: list[str]) -> int:
                   file=sys.stderr)
             return 2
         templates[kind] = template
-    options = ScanOptions(deb_distro=args.deb_distro, url_templates=templates)
+    try:
+        options = ScanOptions(deb_distro=args.deb_distro, url_templates=templates)
+    except ConfigError as exc:
+        print(f"darkserver-import: {exc}", file=sys.stderr)
+        return 2
     progress = None if args.quiet or args.json else progress_stream()
     summary = run_import(args.paths, options, max(1, args.jobs), progress=progress)
     if args.json:

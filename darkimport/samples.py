@@ -358,13 +358,16 @@ def build_fedora_pair(workdir: Path, elves: Sequence[SampleElf], name: str = "he
 # --- deb ----------------------------------------------------------------------------------------
 
 def build_deb(workdir: Path, name: str, version: str, arch: str, files: Files,
-              compression: str = "xz", *, control: Mapping[str, str] | None = None) -> Path:
+              compression: str = "xz", *, control: Mapping[str, str] | None = None,
+              md5sums: bool = True) -> Path:
     """A .deb made by ``dpkg-deb --build`` holding ``files``; returns its path.
 
     ``compression`` is one of DEB_COMPRESSIONS. dpkg-deb 1.21 no longer writes bzip2, which
     old archives still hold: that deb is built uncompressed by dpkg-deb and reassembled with
     the real ``ar`` around a data.tar.bz2 made by the real ``bzip2`` (dpkg still reads it).
-    ``control`` adds fields (e.g. Source, Build-Ids) to the control file.
+    ``control`` adds fields (e.g. Source, Build-Ids) to the control file. ``md5sums`` writes
+    DEBIAN/md5sums with the real ``md5sum`` as debhelper's dh_md5sums does (every package
+    built by debhelper has one; dpkg-deb alone writes none).
     """
     if compression not in DEB_COMPRESSIONS:
         raise ValueError(f"unknown deb compression {compression!r}")
@@ -378,6 +381,11 @@ def build_deb(workdir: Path, name: str, version: str, arch: str, files: Files,
     (root / "DEBIAN").mkdir()
     (root / "DEBIAN" / "control").write_text(
         "".join(f"{k}: {v}\n" for k, v in fields.items()))
+    installed = sorted(str(p.relative_to(root)) for p in root.rglob("*")
+                       if p.is_file() and not p.is_symlink()
+                       and p.parts[len(root.parts)] != "DEBIAN")
+    if md5sums and installed:
+        (root / "DEBIAN" / "md5sums").write_text(run(["md5sum", "--", *installed], cwd=root))
     plain_version = version.split(":", 1)[-1]
     out = topdir / f"{name}_{plain_version}_{arch}.deb"
     dpkg_compression = "none" if compression == "bzip2" else compression

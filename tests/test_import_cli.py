@@ -101,3 +101,33 @@ def test_source_rpm_is_skipped_with_a_message(tmp_path) -> None:
     assert summary.skipped == 1 and summary.failed == 0 and summary.packages == 0
     assert "source rpm" in summary.warnings[0]
     assert Package.objects.count() == 0
+
+
+def test_cli_damaged_package_fails_with_its_reason_and_unverified_is_counted(
+        sample_set, tmp_path) -> None:
+    """A header-damaged rpm (used to be skipped as "unsupported") fails: exit 1, the reason,
+    no rows; a deb without md5sums is imported and counted unverified; a bad limit setting is
+    a clear error."""
+    db = f"sqlite:///{tmp_path}/cli.sqlite3"
+    rpm = next(p for p in sample_set.packages if p.name.startswith("hello-1.0"))
+    data = bytearray(rpm.read_bytes())
+    data[data.index(b"gzip\0", 1000)] ^= 0x04  # PAYLOADCOMPRESSOR, inside the main header
+    batch = tmp_path / "batch"
+    batch.mkdir()
+    (batch / rpm.name).write_bytes(bytes(data))
+    elves = samples.compile_samples(tmp_path / "elf")
+    samples.build_deb(batch, "bare", "1.0-1", "amd64", samples.files_of(elves, "exec-md5"),
+                      "gzip", md5sums=False)
+    proc = run_cmd([str(BIN / "darkserver-import"), "--json", str(batch)],
+                   env={"DARKSERVER_DATABASE_URL": db}, check=False)
+    assert proc.returncode == 1
+    summary = json.loads(proc.stdout)
+    assert (summary["failed"], summary["skipped"], summary["packages"],
+            summary["unverified"]) == (1, 0, 1, 1)
+    assert "rpm header corrupt" in summary["failures"][0]["reason"]
+    assert summary["rows"] == 1  # the deb's one ELF file; nothing of the rpm
+    bad = run_cmd([str(BIN / "darkserver-import"), str(batch)],
+                  env={"DARKSERVER_DATABASE_URL": db, "DARKSERVER_MAX_MEMBERS": "many"},
+                  check=False)
+    assert bad.returncode == 2 and "DARKSERVER_MAX_MEMBERS" in bad.stderr
+    assert "Traceback" not in bad.stderr

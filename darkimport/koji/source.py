@@ -4,14 +4,13 @@ The hub is spoken to with the real ``koji`` library (``ClientSession``, ``PathIn
 go through ``requests`` with retries and exponential backoff on network errors and 5xx answers,
 and each file is checked against Koji's ``payloadhash``: the rpm's SIGMD5, the MD5 of the file
 from the end of the (8-byte padded) signature header to EOF. It is the same for the signed and
-unsigned copies, so both verify the same way. The hash is computed while the bytes arrive.
+unsigned copies, so both verify the same way. The hash is computed while the bytes arrive, by
+darkcore.rpm.SigMD5 (the rule's one place; the reader checks the same digest when it scans).
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import struct
 import tempfile
 import time
 from collections.abc import Callable
@@ -21,14 +20,12 @@ from typing import IO, Any, BinaryIO, cast
 import koji
 import requests
 
-from darkcore.errors import FormatError, PackageError, TruncatedError
+from darkcore.errors import PackageError
+from darkcore.rpm import SigMD5
 from darkimport.koji.conf import KojiInstance
 
 log = logging.getLogger(__name__)
 
-LEAD_SIZE = 96
-LEAD_MAGIC = b"\xed\xab\xee\xdb"
-HEADER_MAGIC = b"\x8e\xad\xe8\x01"
 # Downloads larger than this spill from memory to an anonymous temporary file.
 SPOOL_MAX = 64 * 1024 * 1024
 CHUNK = 1024 * 1024
@@ -63,47 +60,6 @@ class RetryPolicy:
     backoff: float = 1.0  # seconds before the 2nd try; doubled each time
     max_backoff: float = 30.0
     timeout: float = 60.0  # seconds of silence before a connection is given up
-
-
-class SigMD5:
-    """Incremental SIGMD5: feed the file's bytes in order, any chunking."""
-
-    def __init__(self) -> None:
-        self._head = bytearray()  # bytes before the main header, until we know where it starts
-        self._start: int | None = None
-        self._md5 = hashlib.md5(usedforsecurity=False)
-        self.size = 0
-
-    def update(self, chunk: bytes) -> None:
-        self.size += len(chunk)
-        if self._start is not None:
-            self._md5.update(chunk)
-            return
-        self._head += chunk
-        if len(self._head) < LEAD_SIZE + 16:
-            return
-        if self._head[:4] != LEAD_MAGIC:
-            raise FormatError("not an rpm: bad lead magic")
-        sig = LEAD_SIZE
-        if self._head[sig : sig + 4] != HEADER_MAGIC:
-            raise FormatError("bad signature header magic")
-        count, data_len = struct.unpack(">II", self._head[sig + 8 : sig + 16])
-        length = 16 + 16 * count + data_len
-        self._start = sig + length + (-length % 8)
-        if len(self._head) >= self._start:
-            self._md5.update(self._head[self._start :])
-        else:
-            # The signature header is longer than what we buffered: keep buffering.
-            self._start = None
-            if len(self._head) > 16 * 1024 * 1024:
-                raise FormatError("signature header larger than 16 MiB")
-            return
-        self._head = bytearray()
-
-    def hexdigest(self) -> str:
-        if self._start is None:
-            raise TruncatedError("file ends inside the rpm lead or signature header")
-        return self._md5.hexdigest()
 
 
 def sigmd5_of(stream: IO[bytes]) -> str:

@@ -40,6 +40,7 @@ class Summary:
     without_build_id: int = 0
     skipped: int = 0
     failed: int = 0
+    unverified: int = 0  # imported, but the package carries no digest covering what we read
     seconds: float = 0.0
     failures: list[tuple[str, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -49,7 +50,7 @@ class Summary:
             f"packages: {self.packages} imported, {self.already} already present; "
             f"ELF files: {self.elf_files} ({self.without_build_id} without build-id); "
             f"build-ids: {self.build_ids}; rows: {self.rows}; skipped: {self.skipped}; "
-            f"failed: {self.failed}; seconds: {self.seconds:.2f}"
+            f"failed: {self.failed}; unverified: {self.unverified}; seconds: {self.seconds:.2f}"
         )
 
     def as_dict(self) -> dict[str, object]:
@@ -62,6 +63,7 @@ class Summary:
             "without_build_id": self.without_build_id,
             "skipped": self.skipped,
             "failed": self.failed,
+            "unverified": self.unverified,
             "seconds": round(self.seconds, 3),
             "failures": [{"file": f, "reason": r} for f, r in self.failures],
             "warnings": self.warnings,
@@ -179,6 +181,11 @@ def _record(
         return "FAILED"
     summary.elf_files += scan.elf_files
     summary.without_build_id += scan.without_build_id
+    if not scan.verified:
+        summary.unverified += 1
+        summary.warnings.append(f"{name}: unverified: the package carries no digest covering "
+                                "its contents (rpm: header and payload digests; deb: md5sums "
+                                "of its ELF files)")
     summary.build_ids += len(scan.build_ids)
     if inserted:
         summary.packages += 1

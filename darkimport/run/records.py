@@ -54,6 +54,9 @@ class PackageScan:
     elf_files: int = 0  # ELF members seen (each hard-link group once)
     without_build_id: int = 0  # ELF members with no (valid) build-id note
     warnings: list[str] = field(default_factory=list)  # rejected paths, skipped members
+    # False when the package carries no digest covering its header and payload (imported,
+    # counted as "unverified"); any digest it does carry has been checked.
+    verified: bool = True
 
     @property
     def build_ids(self) -> set[bytes]:

@@ -6,7 +6,9 @@ Fixtures building real packages live in conftest_archives.py (a pytest plugin).
 
 from __future__ import annotations
 
+import hashlib
 import io
+import struct
 import subprocess
 import tarfile
 from dataclasses import dataclass
@@ -21,6 +23,64 @@ def tool(*args: str | Path, stdin: bytes | None = None) -> bytes:
 
 def rpm_query(package: Path, fmt: str) -> str:
     return tool("rpm", "-qp", "--nosignature", "--nodigest", "--qf", fmt, package).decode()
+
+
+# --- rpm digests ---------------------------------------------------------------------------
+
+SIGNATURE_DIGEST_TAGS = (269, 273, 279, 1004)  # SHA1HEADER, SHA256HEADER, SHA3_256HEADER, MD5
+
+
+def rename_rpm_tags(data: bytes, tags: tuple[int, ...], *, signature: bool = True,
+                    offset: int = 20000) -> bytes:
+    """``data`` with these tags of the signature (or main) header renamed to unknown numbers,
+    as a damaged tag number would be: the package then no longer carries them."""
+    out = bytearray(data)
+    at = 96
+    if not signature:
+        count, length = struct.unpack_from(">II", data, at + 8)
+        at += 16 + 16 * count + length
+        at += -at % 8
+    count = struct.unpack_from(">I", data, at + 8)[0]
+    for i in range(count):
+        entry = at + 16 + 16 * i
+        tag = struct.unpack_from(">I", data, entry)[0]
+        if tag in tags:
+            struct.pack_into(">I", out, entry, tag + offset)
+    return bytes(out)
+
+
+def rpm_header_blob(entries: list[tuple[int, int, bytes]]) -> bytes:
+    """A header structure (magic, counts, index, data) of (tag, type, stored bytes) entries,
+    each with count 1, in tag order (rpm's format_header.md)."""
+    index, store = b"", b""
+    for tag, kind, value in sorted(entries):
+        index += struct.pack(">IIII", tag, kind, len(store), 1)
+        store += value
+    return (b"\x8e\xad\xe8\x01\0\0\0\0" + struct.pack(">II", len(entries), len(store)) +
+            index + store)
+
+
+def with_v6_signature(data: bytes) -> bytes:
+    """The rpm with its signature header replaced by an rpm v6-style one: SHA256HEADER and
+    SHA3_256HEADER (279) only, no SIGMD5, no SHA1, no sizes (format_v6.md). rpm 4.18 cannot
+    write one; it reads it and checks the SHA-256."""
+    count, length = struct.unpack_from(">II", data, 96 + 8)
+    main = 96 + 16 + 16 * count + length
+    main += -main % 8
+    count, length = struct.unpack_from(">II", data, main + 8)
+    blob = data[main : main + 16 + 16 * count + length]
+    signature = rpm_header_blob([
+        (273, 6, hashlib.sha256(blob).hexdigest().encode() + b"\0"),
+        (279, 6, hashlib.sha3_256(blob).hexdigest().encode() + b"\0"),
+    ])
+    return data[:96] + signature + bytes(-len(signature) % 8) + data[main:]
+
+
+def rpm_check(package: Path, *options: str) -> tuple[bool, str]:
+    """``rpm -K`` (the oracle for damage): (whether rpm says OK, its output)."""
+    proc = subprocess.run(["rpm", "-K", *options, str(package)], capture_output=True, text=True)
+    out = proc.stdout + proc.stderr
+    return proc.returncode == 0 and "NOT OK" not in out, out
 
 
 # --- cpio newc -----------------------------------------------------------------------------

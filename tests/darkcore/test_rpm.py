@@ -12,12 +12,13 @@ import pytest
 from darkcore.errors import (
     DecompressionError,
     FormatError,
+    IntegrityError,
     TruncatedError,
     UnsupportedPackage,
 )
 from darkcore.rpm import RpmReader, iter_rpm_members
 from darkimport import samples
-from tests.darkcore.archive_tools import rpm_query
+from tests.darkcore.archive_tools import SIGNATURE_DIGEST_TAGS, rename_rpm_tags, rpm_query
 
 pytest_plugins = ["tests.darkcore.conftest_archives"]  # fixtures: real packages
 
@@ -123,14 +124,14 @@ def test_corrupt_payload(rpms_by_compression: dict[str, Path], kind: str, tmp_pa
             pass
 
 
-def test_sigmd5_catches_corruption_no_compression_would(rpms_by_compression: dict[str, Path]
-                                                        ) -> None:
+def test_payload_digest_catches_corruption_no_compression_would(
+        rpms_by_compression: dict[str, Path]) -> None:
     """An uncompressed payload has no checksum: a flipped byte inside a file's data is only
-    seen through the signature's MD5 of header and payload."""
+    seen through the digests the package carries (here PAYLOADDIGEST, checked first)."""
     data = bytearray(rpms_by_compression["none"].read_bytes())
     elf = data.index(b"\x7fELF", header_offsets(bytes(data))[2])
     data[elf + 500] ^= 0xFF
-    with pytest.raises(FormatError, match="SIGMD5"):
+    with pytest.raises(IntegrityError, match="rpm payload corrupt: PAYLOADDIGEST"):
         for _ in iter_rpm_members(io.BytesIO(bytes(data))):
             pass
 
@@ -145,7 +146,9 @@ def test_bad_lead_and_header_magic(rpms_by_compression: dict[str, Path]) -> None
 
 
 def test_index_entry_pointing_outside_the_data(rpms_by_compression: dict[str, Path]) -> None:
-    data = bytearray(rpms_by_compression["gzip"].read_bytes())
+    # With the header digests gone (renamed tags), the damage reaches the header parser.
+    data = bytearray(rename_rpm_tags(rpms_by_compression["gzip"].read_bytes(),
+                                     SIGNATURE_DIGEST_TAGS))
     _sig, main, _payload = header_offsets(bytes(data))
     entry = main + 16  # first index entry: tag, type, offset, count
     data[entry + 8 : entry + 12] = struct.pack(">I", 0x7FFFFFF0)

@@ -147,7 +147,7 @@ def test_booleans(monkeypatch: pytest.MonkeyPatch, raw: str, value: bool) -> Non
 def test_every_setting_is_documented_once() -> None:
     for s in settings.REGISTRY.values():
         assert s.name.startswith("DARKSERVER_") and s.doc and "|" not in s.doc, s.name
-        wanted = {"int": int, "bool": bool, "float": float, "str": str}[s.type_name]
+        wanted = {"int": int, "bool": bool, "float": float, "size": int, "str": str}[s.type_name]
         assert isinstance(s.default, wanted), s.name
     inis = [(s.ini, s.ini_key) for s in settings.REGISTRY.values() if s.ini]
     assert len(inis) == len(set(inis))
