@@ -209,3 +209,20 @@ def test_metrics_add_up_every_worker_including_recycled_ones(sample_set: Any,
         pids = {int(m.group(1)) for f in (tmp_path / "metrics").glob("*.db")
                 if (m := re.search(r"_(\d+)\.db$", f.name))}
         assert len(pids) > 2  # workers were recycled, and their counts were kept
+
+
+SCHEMATHESIS_CONFIG = Path(__file__).resolve().parent / "schemathesis.toml"
+
+
+def test_schemathesis_finds_the_server_as_strict_as_its_document(edge) -> None:
+    """Every operation of /api/v1/openapi.json, positive and negative cases, every check
+    (no 5xx, statuses and bodies as documented, what the document forbids rejected, what it
+    allows accepted); a bounded number of examples and a fixed seed keep it short."""
+    base, _log = edge
+    result = run_cmd([str(BIN / "st"), "--config-file", str(SCHEMATHESIS_CONFIG), "run",
+                      f"{base}/api/v1/openapi.json", "--checks", "all", "--mode", "all",
+                      "--max-examples", "25", "--seed", "20261203", "--warnings", "off",
+                      "--output-truncate", "true"], check=False, timeout=600)
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-2000:]
+    assert re.search(r"Selected: (\d+)/\1", result.stdout), result.stdout[-2000:]
+    assert re.search(r"\d+ generated, \d+ passed", result.stdout), result.stdout[-2000:]

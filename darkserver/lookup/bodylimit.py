@@ -3,8 +3,10 @@
 Django's ASGI handler reads a whole body — to a temporary file past 2.5 MB — before any view
 sees the request, whatever the route and whatever Content-Length says; and it takes a chunked
 body of any length. Here a body larger than ``DATA_UPLOAD_MAX_MEMORY_SIZE``
-(``DARKSERVER_MAX_BODY``) is refused with the batch view's own 413 before a byte of it is
-read, and a chunked body is read up to that bound and handed on with the Content-Length it
+(``DARKSERVER_MAX_BODY``) is refused with the batch view's own 413 and never stored: up to
+DRAIN_FACTOR times the limit it is read and dropped first (a client still sending would
+otherwise see its connection reset instead of the answer), beyond that the answer goes at once;
+and a chunked body is read up to that bound and handed on with the Content-Length it
 turned out to have (so the fast path and Django take it like any other).
 """
 
@@ -17,6 +19,9 @@ from django.conf import settings
 
 from darkserver.lookup.errors import ERROR_HEADERS, error_doc
 from darkserver.lookup.jsonout import CONTENT_TYPE, dumps
+
+# How much of an oversized body is read (and dropped) so that the client gets to read the 413.
+DRAIN_FACTOR = 8
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -61,6 +66,8 @@ class BodyLimit:
         if length is not None:
             # The HTTP parser has checked that it is a number.
             if limit is not None and int(length) > limit:
+                if int(length) <= DRAIN_FACTOR * limit:
+                    await _discard(receive)
                 await send_json(send, *too_large(limit))
                 return
         elif chunked is not None:
@@ -78,7 +85,8 @@ class BodyLimit:
 
     @staticmethod
     async def _read(receive: Receive, limit: int | None) -> bytes | None:
-        """The whole chunked body, or None past ``limit`` bytes (or when the client left)."""
+        """The whole chunked body, or None past ``limit`` bytes (read on and dropped up to
+        DRAIN_FACTOR times the limit) or when the client left."""
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -87,11 +95,22 @@ class BodyLimit:
                 return None
             chunk = message.get("body", b"")
             size += len(chunk)
+            more = message.get("more_body", False)
             if limit is not None and size > limit:
-                return None
+                chunks.clear()  # kept no longer; read on (up to the drain bound) and dropped
+                if not more or size > DRAIN_FACTOR * limit:
+                    return None
+                continue
             chunks.append(chunk)
-            if not message.get("more_body", False):
+            if not more:
                 return b"".join(chunks)
+
+
+async def _discard(receive: Receive) -> None:
+    while True:
+        message = await receive()
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            return
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

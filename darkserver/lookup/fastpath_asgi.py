@@ -128,19 +128,23 @@ class AsgiFastPath:
         """Answer a hot lookup and return None; or return the receive with which Django is to
         answer it (it gives Django whatever body was read here)."""
         started = time.perf_counter()
-        method, path = scope["method"], scope["path"]
+        method = scope["method"]
+        found = hotroutes.match(method, scope["path"])
+        if found is None:
+            return receive
+        hot, values = found
         body = None
-        if hotroutes.wants_body(method, path):
+        if hot.body:
             length = body_length(_header(scope, b"content-length"))
             if length is None:
                 return receive
             body, receive = await _read_body(receive, length)
         threaded = body is not None
         db = self.batch_db if threaded else self.db
-        found = hotroutes.route(method, path, body, db.fetch)
-        if found is None or not await db.ensure():
+        compute = hotroutes.prepare(hot, values, body, db.fetch)
+        if compute is None or not await db.ensure():
             return receive
-        name, compute = found
+        name = hot.name
         try:
             try:
                 status, payload, extra = await self._compute(compute, threaded)
@@ -151,7 +155,7 @@ class AsgiFastPath:
                     raise
                 status, payload, extra = await self._compute(compute, threaded)
         except Exception as exc:
-            log.warning("fast path failed (%r); Django answers %s %s", exc, method, path)
+            log.warning("fast path failed (%r); Django answers %s %s", exc, method, scope["path"])
             return receive
         headers = [_CONTENT_TYPE]
         headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in extra]

@@ -80,12 +80,6 @@ def match(method: str, url_path: str) -> tuple[HotRoute, dict[str, Any]] | None:
     return None
 
 
-def wants_body(method: str, url_path: str) -> bool:
-    """Whether the request is a batch, whose body the fast path must read to route it."""
-    found = match(method, url_path)
-    return found is not None and found[0].body
-
-
 def route(method: str, url_path: str, body: bytes | None,
           fetch: Fetch | None = None) -> tuple[str, Compute] | None:
     """The route name and the answer to compute, when the fast path serves the request; None
@@ -97,7 +91,13 @@ def route(method: str, url_path: str, body: bytes | None,
     found = match(method, url_path)
     if found is None:
         return None
-    hot, values = found
+    compute = prepare(*found, body, fetch)
+    return None if compute is None else (found[0].name, compute)
+
+
+def prepare(hot: HotRoute, values: dict[str, Any], body: bytes | None,
+            fetch: Fetch | None = None) -> Compute | None:
+    """The answer to compute for a matched route (see :func:`route`), or None."""
     if any(isinstance(value, Invalid) for value in values.values()):
         return None
     if hot.body:
@@ -107,4 +107,4 @@ def route(method: str, url_path: str, body: bytes | None,
             values = {"buildids": answers.batch_ids(body)}
         except ApiError:
             return None
-    return hot.name, lambda: hot.answer(values, fetch)
+    return lambda: hot.answer(values, fetch)

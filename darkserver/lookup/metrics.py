@@ -1,8 +1,9 @@
 """Every Prometheus metric of the web service, declared here and nowhere else.
 
 The metrics live in their own registry so that /metrics shows exactly what is declared (a test
-compares the two). Under gunicorn with several workers set ``PROMETHEUS_MULTIPROC_DIR`` to an
-empty directory shared by the workers: /metrics then aggregates every worker's numbers.
+compares the two). Under gunicorn, conf/gunicorn.conf.py sets ``PROMETHEUS_MULTIPROC_DIR`` to a
+directory shared by the workers: /metrics then adds up every worker's numbers, those of recycled
+workers included.
 """
 
 from __future__ import annotations

@@ -64,11 +64,11 @@ def test_document_is_openapi_3_and_every_reference_resolves(client):
     doc = _document(client)
     assert doc["openapi"].startswith("3.")
     assert {"title", "version"} <= set(doc["info"])
-    schemas = doc["components"]["schemas"]
     refs = set(_refs(doc))
     assert refs
     for ref in refs:
-        assert ref.startswith("#/components/schemas/") and ref.rsplit("/", 1)[1] in schemas, ref
+        _hash, _components, kind, name = ref.split("/")
+        assert kind in ("schemas", "responses") and name in doc["components"][kind], ref
 
 
 def test_document_schemas_are_valid_json_schema(client):
@@ -78,9 +78,10 @@ def test_document_schemas_are_valid_json_schema(client):
 
 
 def _validator(doc, path, method="get", status="200"):
-    schema = doc["paths"][path][method]["responses"][status]["content"]["application/json"][
-        "schema"
-    ]
+    response = doc["paths"][path][method]["responses"][status]
+    if "$ref" in response:  # a shared response: #/components/responses/<name>
+        response = doc["components"]["responses"][response["$ref"].rsplit("/", 1)[1]]
+    schema = response["content"]["application/json"]["schema"]
     # The document's components travel along so that "#/components/schemas/..." resolves.
     return jsonschema.Draft202012Validator({**schema, "components": doc["components"]})
 
@@ -103,6 +104,13 @@ def test_real_responses_follow_the_document(client, apr):
         ("/rpm2buildids/{nvra}", reverse("compat-rpm2buildids", args=[nvra]), "200"),
         ("/package/{nvra}", reverse("compat-package", args=[nvra]), "200"),
         ("/serverversion", reverse("compat-serverversion"), "200"),
+        # The 400s the converters make, each documented where it can happen.
+        ("/api/v1/rpm/{nvra}", "/api/v1/rpm/.rpm", "400"),
+        ("/rpm2buildids/{nvra}", "/rpm2buildids/.deb", "400"),
+        ("/package/{nvra}", "/package/.rpm", "400"),
+        ("/buildids/{buildids}", f"/buildids/{APR_ID},abc", "400"),
+        ("/api/v1/prefix/{prefix}", "/api/v1/prefix/0", "400"),
+        ("/api/v1/path", "/api/v1/path?path=", "400"),
     ]
     for path, url, status in cases:
         response = client.get(url)
