@@ -90,6 +90,7 @@ def build(work: Path, libs: int) -> tuple[Path, Path, list[tuple[str, str]]]:
     """(program, core, [(build-id, source path)]) with every rpm in work/rpms."""
     rpms = work / "rpms"
     rpms.mkdir()
+    (work / "libs").mkdir()
     sources: list[tuple[str, str]] = []
 
     def one(i: int) -> tuple[str, str]:
@@ -102,6 +103,9 @@ def build(work: Path, libs: int) -> tuple[Path, Path, list[tuple[str, str]]]:
              "-Wl,--build-id", "-o", f"lib{name}.so", cname], cwd=d)
         run(["objcopy", "--only-keep-debug", f"lib{name}.so", "x.debug"], cwd=d)
         run(["strip", "--strip-all", "-o", "x.stripped", f"lib{name}.so"], cwd=d)
+        # The program maps the stripped library, as installed from the main rpm: gdb needs
+        # every library's debug file from the server.
+        shutil.copyfile(d / "x.stripped", work / "libs" / f"lib{name}.so")
         (d / "x.spec").write_text(SPEC.format(name=name, srcdir=srcdir, cname=cname,
                                               stripped=d / "x.stripped", debug=d / "x.debug",
                                               source=d / cname))
@@ -122,8 +126,8 @@ def build(work: Path, libs: int) -> tuple[Path, Path, list[tuple[str, str]]]:
     body = "".join(f"  s += bench_f{i}(s);\n" for i in range(libs))
     (main / "main.c").write_text(f"#include <stdlib.h>\n{calls}int main(void) {{\n"
                                  f"  int s = 0;\n{body}  if (s) abort();\n  return 0;\n}}\n")
-    run(["gcc", "-O1", "-Wl,--build-id", "-o", "benchmain", "main.c",
-         *[f"{work}/lib{i}/libbench{i}.so" for i in range(libs)],
+    run(["gcc", "-O1", "-Wl,--build-id", "-o", "benchmain", "main.c", f"-L{work}/libs",
+         *[f"-lbench{i}" for i in range(libs)], f"-Wl,-rpath,{work}/libs",
          "-Wl,--no-as-needed"], cwd=main)
     core = work / "bench.core"
     subprocess.run(["gdb", "-nx", "-batch", "-iex", "set debuginfod enabled off",
@@ -139,7 +143,7 @@ def gdb_session(url: str, program: Path, core: Path, cache: Path) -> tuple[float
     proc = subprocess.run(
         ["gdb", "-nx", "-batch", "-iex", "set debuginfod enabled on",
          "-iex", "set debug-file-directory /nonexistent", "-ex", "bt",
-         "-ex", "frame function bench_f0", "-ex", "list", str(program), str(core)],
+         "-ex", "list bench_f0", "-ex", "info sharedlibrary", str(program), str(core)],
         capture_output=True, text=True, env=env, timeout=1800)
     return time.perf_counter() - t, proc.stdout + proc.stderr
 
@@ -260,7 +264,9 @@ def main() -> int:
         for label, out in outputs.items():
             listed = "return x + 0;" in out
             frames = len(re.findall(r"^#\d+ ", out, re.MULTILINE))
-            print(f"{label}: bt {frames} frames, list shows the source: {listed}")
+            unread = len(re.findall(r"\(\*\)\s+\S*libbench\d+\.so$", out, re.MULTILINE))
+            print(f"{label}: bt {frames} frames, list shows the source: {listed}, "
+                  f"bench libraries without debug info after loading: {unread}")
         a = statistics.median(results["darkclient serve"]["gdb"])
         b = statistics.median(results["debuginfod"]["gdb"])
         print(f"gdb median: darkclient serve {a:.2f} s, debuginfod {b:.2f} s ({a / b:.2f}x)")
