@@ -1,11 +1,15 @@
 """``darkclient serve``: a local debuginfod-compatible endpoint in front of Darkserver.
 
-``GET /buildid/HEX/debuginfo`` and ``GET /buildid/HEX/executable`` look the id up on the
-Darkserver, resolve a download URL (mirror, Koji, archive), download the package, extract the
-one member (checked against its build-id) and serve it. Files are kept in a bounded on-disk
-cache, evicted least recently used first when the total size passes the limit. Misses are
-remembered for a minute so a debugger asking again and again costs one lookup. The Darkserver
-itself stays metadata-only: packages are fetched here, on the debugging machine.
+The whole protocol as elfutils clients use it: ``/buildid/HEX/debuginfo`` and ``/executable``
+(looked up on the Darkserver, a download URL resolved - mirror, Koji, archive - the package
+downloaded and the one member extracted and checked against its build-id), ``/source/PATH``
+(from the build's -debugsource package, which the server names), ``/section/NAME`` (from the
+debug file, else the executable). Headers: X-DEBUGINFOD-FILE (basename), -SIZE, -ARCHIVE and
+Last-Modified (the member's time). 404 unknown, 502 package or URL failure, 503 Darkserver
+unreachable, the reason in the body and in one log line per request. Files are kept in a
+bounded on-disk cache, evicted least recently used first; 404s are remembered for a minute so
+a debugger asking again and again costs one lookup. The Darkserver itself stays
+metadata-only: packages are fetched here, on the debugging machine.
 """
 
 from __future__ import annotations
