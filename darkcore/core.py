@@ -121,6 +121,9 @@ class _Memory:
 
 
 def _exact(f: BinaryIO, offset: int, size: int, what: str) -> bytes:
+    # Offsets are untrusted u64s: one past 2**63 makes seek() raise OverflowError (fuzzing).
+    if offset + size > f.seek(0, os.SEEK_END):
+        raise TruncatedError(f"truncated core: {what} ends past the end of the file")
     f.seek(offset)
     data = f.read(size)
     if len(data) < size:

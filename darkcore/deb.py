@@ -263,14 +263,16 @@ def _compression_of(name: str, stem: str, content: BoundedReader) -> tuple[str, 
     covers the name, so a damaged one is a FormatError, not an unknown compressor); returns
     it and a stream that still starts with the bytes looked at."""
     suffix = name[len(stem) :]
-    if suffix not in SUFFIXES:
-        if not _SUFFIX.fullmatch(suffix):
-            raise FormatError(f"deb member name {name!r} is corrupt")
-        raise UnsupportedPackage(f"deb member {name!r}: unknown compression {suffix!r}")
-    kind = SUFFIXES[suffix]
     head, stream = sniff(cast(BinaryIO, content), 16)
     found = sniff_compression(head)
     compressed = {"gzip", "bzip2", "xz", "zstd"}
+    if suffix not in SUFFIXES:
+        if not _SUFFIX.fullmatch(suffix):
+            raise FormatError(f"deb member name {name!r} is corrupt")
+        if found in compressed:  # ".xy" holding xz data: a damaged name, not a new format
+            raise FormatError(f"deb member name {name!r} is corrupt: it holds {found} data")
+        raise UnsupportedPackage(f"deb member {name!r}: unknown compression {suffix!r}")
+    kind = SUFFIXES[suffix]
     # .lzma has no magic (the sniffer knows only the usual header); a tar starts with a name.
     if head and ((kind in compressed and found != kind) or (kind == "none" and found in
                                                              compressed)):

@@ -294,7 +294,11 @@ def test_damaged_deb_names_fail_instead_of_being_skipped(
     wrong = rebuild_deb(path, tmp_path / "wrong.deb", rename={b"data.tar.zst": b"data.tar.xz"})
     with pytest.raises(PackageError, match="does not hold xz data"):
         scan_path(wrong)
-    # A well-formed future format is still "unsupported", as dpkg says too.
+    flipped_suffix = rebuild_deb(path, tmp_path / "xy.deb",
+                                 rename={b"data.tar.zst": b"data.tar.zsu"})
+    with pytest.raises(PackageError, match="is corrupt: it holds zstd data"):
+        scan_path(flipped_suffix)
+        # A well-formed future format is still "unsupported", as dpkg says too.
     future = rebuild_deb(path, tmp_path / "future.deb", replace={b"debian-binary": b"3.0\n"})
     with pytest.raises(UnsupportedPackage, match="format version"):
         scan_path(future)
