@@ -224,6 +224,14 @@ def read_core(f: BinaryIO) -> Core:
             continue
         if s.filesz > MAX_NOTE_BYTES:
             raise FormatError(f"implausible note segment size {s.filesz}")
+        if s.offset + s.filesz > file_size:
+            # gdb's gcore writes the notes last, so a cut core has lost them first; the ELF
+            # headers in the dumped memory still name the modules (eu-unstrip -n --core reads
+            # them the same way).
+            core.warnings.append(
+                f"note segment at {s.offset} ends past the end of the truncated core; "
+                "modules found from the ELF headers in its memory")
+            continue
         data = _exact(f, s.offset, s.filesz, "the note segment")
         try:
             for owner, ntype, desc in iter_notes(data, h.big_endian, 4):

@@ -279,7 +279,9 @@ def _reason(exc, settings):
 
 def describe(exc):
     """``Type: message`` of the innermost cause: pika wraps the socket's error in one or two
-    of its own, whose message is empty."""
+    of its own, whose message is empty. The same rule as darkimport.queue.cli.describe_error,
+    written twice on purpose: the plugin runs inside the hub, where Darkserver is not
+    installed, and must import nothing of it."""
     while True:
         inner = getattr(exc, "exception", None)  # pika's connector errors keep it here
         if inner is None and len(exc.args) == 1:
