@@ -37,6 +37,9 @@ class HotRoute:
     methods: frozenset[str]
     # The lookup, from the converted URL values (or the batch's ids) to the view's answer.
     answer: Callable[[dict[str, Any], Fetch | None], answers.Answer]
+    # The build-ids the lookup reads, from the converted URL values (None: the batch, whose
+    # ids come from its body and which runs on a thread of its own).
+    lookup_ids: Callable[[dict[str, Any]], list[str]] | None
     body: bool = False  # the input is the request body (the batch), not the URL
 
     @property
@@ -58,10 +61,10 @@ def _batch(values: dict[str, Any], fetch: Fetch | None) -> answers.Answer:
 
 ROUTES = (
     HotRoute(path("buildids/<buildids:buildids>", views_compat.buildids,
-                  name="compat-buildids"), GET, _compat),
+                  name="compat-buildids"), GET, _compat, lambda v: list(v["buildids"])),
     HotRoute(path("api/v1/buildid/<buildid:buildid>", views_api.buildid, name="api-buildid"),
-             GET, _single),
-    HotRoute(path("api/v1/buildids", views_api.batch, name="api-buildids"), POST, _batch,
+             GET, _single, lambda v: [v["buildid"]]),
+    HotRoute(path("api/v1/buildids", views_api.batch, name="api-buildids"), POST, _batch, None,
              body=True),
 )
 urlpatterns = [hot.pattern for hot in ROUTES]

@@ -98,17 +98,42 @@ def _django_fetch(size: int, params: dict[str, bytes]) -> Sequence[Sequence[Any]
         return cursor.fetchall()  # type: ignore[no-any-return]
 
 
+def _raw(build_ids: list[bytes], fetch: Fetch | None = None) -> Sequence[Sequence[Any]]:
+    """The rows (MATCH_FIELDS in order) with any of ``build_ids`` (at most CHUNK), in one
+    query, in no particular order."""
+    size = next(n for n in IN_SIZES if n >= len(build_ids))
+    padded = build_ids + [build_ids[0]] * (size - len(build_ids))  # repeats match nothing new
+    params = dict(zip(_param_names(size), padded, strict=True))
+    return (fetch or _django_fetch)(size, params)
+
+
 def _rows(build_ids: list[bytes], fetch: Fetch | None = None) -> list[Row]:
     """Rows with any of ``build_ids`` (at most CHUNK) in one query, in no particular order.
 
     The values are the database's own: ``debug`` may be 0/1 and ``build_id`` bytes or a
     memoryview, which ``serialize`` accepts.
     """
-    size = next(n for n in IN_SIZES if n >= len(build_ids))
-    padded = build_ids + [build_ids[0]] * (size - len(build_ids))  # repeats match nothing new
-    params = dict(zip(_param_names(size), padded, strict=True))
-    raw = (fetch or _django_fetch)(size, params)
-    return [dict(zip(MATCH_FIELDS, row, strict=True)) for row in raw]
+    return [dict(zip(MATCH_FIELDS, row, strict=True)) for row in _raw(build_ids, fetch)]
+
+
+def raw_rows(build_ids: list[bytes], fetch: Fetch) -> list[Sequence[Any]]:
+    """The rows of every id in ``build_ids`` (distinct), one query per CHUNK ids: what the
+    fast path reads once for all the single lookups waiting together (coalesce.py)."""
+    found: list[Sequence[Any]] = []
+    for chunk in _chunks(build_ids, CHUNK):
+        found.extend(_raw(chunk, fetch))
+    return found
+
+
+def prefetched(rows: Sequence[Sequence[Any]]) -> Fetch:
+    """A Fetch that answers from ``rows`` already read instead of the database: the lookup
+    functions then give exactly the answer the query would have given."""
+
+    def fetch(size: int, params: dict[str, bytes]) -> Sequence[Sequence[Any]]:
+        wanted = set(params.values())
+        return [row for row in rows if bytes(row[0]) in wanted]
+
+    return fetch
 
 
 def _by_package_and_path(row: Row) -> tuple[str, str]:

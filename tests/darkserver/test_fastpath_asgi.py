@@ -448,3 +448,50 @@ def test_django_routes_the_hot_urls_from_the_same_table():
         found = hotroutes.match(method, path)
         assert found is not None
         assert resolve(path).url_name == found[0].name
+
+
+def test_single_lookups_that_arrive_together_share_one_query(apps, apr_committed):
+    """Requests started in the same pass of the loop are read with one query; each still gets
+    exactly the bytes Django gives it alone, hit or miss, and a lone one waits for nothing."""
+    django, fast, spy = apps
+    paths = [f"/api/v1/buildid/{APR_ID}", f"/api/v1/buildid/{MISSING}",
+             f"/buildids/{APR_ID},{MISSING}", f"/buildids/{APR_ID.upper()}",
+             f"/api/v1/buildid/{'cd' * 20}"] * 3
+    fetched: list[int] = []
+    real_fetch = fast.db.fetch
+
+    def counting_fetch(size: int, params: dict[str, bytes]) -> Any:
+        fetched.append(len(set(params.values())))
+        return real_fetch(size, params)
+
+    async def together() -> list[Answer]:
+        assert await fast.db.ensure()
+        fast.db.fetch = counting_fetch  # type: ignore[method-assign]
+        return await asyncio.gather(*(_call(fast, "GET", p, [], []) for p in paths))
+
+    answers = asyncio.run(together())
+    assert spy.calls == 0
+    assert fast.coalescer.flushes == 1 and fetched == [3]  # 15 requests, 3 distinct ids
+    for path, got in zip(paths, answers, strict=True):
+        want = call(django, "GET", path)
+        assert (got.status, got.headers, got.body) == (want.status, want.headers, want.body)
+    alone = call(fast, "GET", f"/api/v1/buildid/{APR_ID}")
+    assert alone.status == 200 and fast.coalescer.flushes == 2
+
+
+def test_a_failed_shared_query_fails_no_lookup(apps, apr_committed):
+    """The shared query breaks (the connection dropped): every request of it is answered, on a
+    new connection, with what Django answers."""
+    django, fast, spy = apps
+    paths = [f"/api/v1/buildid/{APR_ID}", f"/api/v1/buildid/{MISSING}", f"/buildids/{APR_ID}"]
+
+    async def together() -> list[Answer]:
+        assert await fast.db.ensure()
+        fast.db._db.connection.close()
+        return await asyncio.gather(*(_call(fast, "GET", p, [], []) for p in paths))
+
+    answers = asyncio.run(together())
+    for path, got in zip(paths, answers, strict=True):
+        want = call(django, "GET", path)
+        assert (got.status, got.body) == (want.status, want.body)
+    assert fast.db.is_open and spy.calls == 0

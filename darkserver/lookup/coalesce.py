@@ -1,0 +1,60 @@
+"""Single lookups that arrive together on a worker's event loop, answered by one query.
+
+On MariaDB a lookup's cost is per query, not per id (mariadbd CPU per looked-up id for the
+lookup join: ~159 us at 1 id per query, ~36 us at 8, ~21 us at 32). A busy worker holds several
+single lookups at once: while the loop runs one query, the next requests wait in their sockets,
+and the loop then starts them all in one go. Each asks ``Coalescer.rows`` for its ids; the first
+schedules a flush with ``call_soon``, which runs after every request started in the same pass
+of the loop has added its ids, and reads them all with one query (one per CHUNK ids). A request
+alone waits for nothing: its flush runs in the loop's next pass.
+
+Each request then builds its answer from the rows of its own ids (queries.prefetched), through
+the same lookup functions and serializer as always, so its bytes are what its own query would
+have given. A failing query fails every request of that flush alike (each then retries, or
+goes to Django, as a failed lookup did before); one request's id cannot fail another's, since
+ids are validated before they get here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from typing import Any
+
+Rows = list[Sequence[Any]]
+
+
+class Coalescer:
+    """``rows(ids)`` for requests on one event loop, read together by ``read(ids)``."""
+
+    def __init__(self, read: Callable[[list[bytes]], Rows]) -> None:
+        self.read = read  # all rows of the given distinct ids; runs on the loop
+        self._waiting: list[tuple[list[bytes], asyncio.Future[Rows]]] = []
+        self.flushes = 0  # queries rounds run (a test counts them)
+
+    async def rows(self, ids: list[bytes]) -> Rows:
+        """The rows of ``ids``, read together with those of every request waiting now."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Rows] = loop.create_future()
+        self._waiting.append((ids, future))
+        if len(self._waiting) == 1:
+            loop.call_soon(self._flush)
+        return await future
+
+    def _flush(self) -> None:
+        waiting, self._waiting = self._waiting, []
+        self.flushes += 1
+        wanted = list(dict.fromkeys(i for ids, _future in waiting for i in ids))
+        try:
+            found = self.read(wanted)
+        except Exception as exc:
+            for _ids, future in waiting:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        by_id: dict[bytes, Rows] = {}
+        for row in found:
+            by_id.setdefault(bytes(row[0]), []).append(row)
+        for ids, future in waiting:
+            if not future.done():  # a request whose client went away was cancelled
+                future.set_result([r for i in dict.fromkeys(ids) for r in by_id.get(i, ())])
