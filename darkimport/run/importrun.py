@@ -35,7 +35,10 @@ class Outcome:
 @dataclass(slots=True)
 class Summary:
     packages: int = 0  # imported now
-    already: int = 0  # already in the database
+    known: int = 0  # skipped unread: the file's identity is already in the database
+    already: int = 0  # read, but its package was already in the database
+    replaced: int = 0  # read again: same package name, different content (rows replaced)
+    bytes_read: int = 0  # package bytes decoded
     elf_files: int = 0
     build_ids: int = 0
     rows: int = 0
@@ -48,7 +51,8 @@ class Summary:
 
     def line(self) -> str:
         return (
-            f"packages: {self.packages} imported, {self.already} already present; "
+            f"packages: {self.packages} imported, {self.known} known (not read), "
+            f"{self.already} already present; "
             f"ELF files: {self.elf_files} ({self.without_build_id} without build-id); "
             f"build-ids: {self.build_ids}; rows: {self.rows}; skipped: {self.skipped}; "
             f"failed: {self.failed}; seconds: {self.seconds:.2f}"
@@ -57,7 +61,10 @@ class Summary:
     def as_dict(self) -> dict[str, object]:
         return {
             "packages": self.packages,
+            "known": self.known,
             "already": self.already,
+            "replaced": self.replaced,
+            "bytes_read": self.bytes_read,
             "elf_files": self.elf_files,
             "build_ids": self.build_ids,
             "rows": self.rows,
@@ -125,15 +132,29 @@ def run_import(
     jobs: int,
     progress: TextIO | None = None,
     store: Callable[[PackageScan], tuple[bool, int]] | None = None,
+    rescan: bool = False,
 ) -> Summary:
-    """Import packages; returns the summary. ``store`` writes one scan (default: the database)."""
+    """Import packages; returns the summary. ``store`` writes one scan (default: the database,
+    where files already imported are skipped unread unless ``rescan``, and the run is
+    recorded in the audit table)."""
+    started = time.monotonic()
+    summary = Summary()
+    names = [str(p) for p in paths]
+    files, missing = find_packages(names)
+    known: list[Path] = []
+    run_id: int | None = None
     if store is None:
         from darkimport import djangosetup
 
         djangosetup.setup()
+        from darkimport.run import audit
+        from darkimport.run.identity import split_known
         from darkimport.run.store import ensure_schema, store_scan
 
         ensure_schema()
+        run_id = audit.start(" ".join(names), "files")
+        if not rescan:
+            files, known = split_known(files, jobs)
         # Forked scanners must not share a live database socket with this process.
         from django.db import connections
 
@@ -141,11 +162,14 @@ def run_import(
 
         def store(scan: PackageScan) -> tuple[bool, int]:
             result = store_scan(scan)
+            if result.replaced:
+                summary.replaced += 1
+                summary.warnings.append(
+                    f"{scan.meta.filename}: content changed since it was imported "
+                    f"(now sha256 {scan.meta.sha256}): its rows were replaced")
             return result.inserted, result.rows
 
-    started = time.monotonic()
-    summary = Summary()
-    files, missing = find_packages(paths)
+    summary.known = len(known)
     for name, reason in missing:
         summary.failed += 1
         summary.failures.append((name, reason))
@@ -159,6 +183,10 @@ def run_import(
     if progress is not None and total:
         progress.write("\n")
     summary.seconds = time.monotonic() - started
+    if run_id is not None:
+        audit.finish(run_id, audit.RunCounts(
+            new=summary.packages, known=summary.known + summary.already, failed=summary.failed,
+            bytes_read=summary.bytes_read, seconds=summary.seconds))
     return summary
 
 
@@ -175,6 +203,7 @@ def _record(
         summary.failures.append((name, outcome.error))
         return "FAILED"
     scan = outcome.scan
+    summary.bytes_read += scan.meta.size
     summary.warnings.extend(f"{name}: {w}" for w in scan.warnings)
     try:
         inserted, rows = store(scan)

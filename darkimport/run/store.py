@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
 
-from darkimport.run.records import ElfRecord, PackageScan, Provenance
+from darkimport.run.records import ElfRecord, PackageMeta, PackageScan, Provenance
 from darkserver.lookup.models import Build, ElfFile, Package, path_key
 
 # Rows per INSERT: large enough to amortise round trips, small enough for SQLite's
@@ -24,61 +24,106 @@ class StoreResult:
     nvra: str
     inserted: bool  # False: the package was already in the database
     rows: int  # ELF rows written
+    replaced: bool = False  # the stored package had other content: its rows were replaced
 
 
 def package_exists(nvra: str) -> bool:
     return bool(Package.objects.filter(nvra=nvra).exists())
 
 
+def same_content(stored: Package, meta: PackageMeta) -> bool | None:
+    """Whether a stored package and a scanned file hold the same content; None: cannot tell.
+    SIGMD5 first: it covers an rpm's header and payload and survives (re-)signing, which
+    changes the file's SHA-256."""
+    if stored.sigmd5 and meta.sigmd5:
+        return bool(stored.sigmd5 == meta.sigmd5)
+    if stored.sha256 and meta.sha256:
+        return bool(stored.sha256 == meta.sha256)
+    return None
+
+
 def store_scan(scan: PackageScan, provenance: Provenance | None = None) -> StoreResult:
+    """Write one package. A package already stored under the same name is left as it is,
+    unless its content differs (a file rebuilt under the same name: the rows describe the
+    file that is served now, so they are replaced); a stored row without a checksum gets the
+    file's identity, so the next run skips the file unread."""
     meta = scan.meta
     prov = provenance or Provenance()
-    if package_exists(meta.nvra):
-        return StoreResult(meta.nvra, inserted=False, rows=0)
+    stored = Package.objects.filter(nvra=meta.nvra).first()
+    if stored is not None:
+        same = same_content(stored, meta)
+        if same is not False:
+            _fill_identity(stored, meta)
+            return StoreResult(meta.nvra, inserted=False, rows=0)
+        with transaction.atomic():
+            # Only the row we compared is replaced: a concurrent replacement leaves no row.
+            deleted, _ = Package.objects.filter(pk=stored.pk, sha256=stored.sha256,
+                                                sigmd5=stored.sigmd5).delete()
+            if not deleted:
+                return StoreResult(meta.nvra, inserted=False, rows=0)
+            result = _insert(scan, prov)
+        return StoreResult(meta.nvra, inserted=True, rows=result, replaced=True)
     try:
         with transaction.atomic():
-            build = _build_for(scan, prov)
-            package = Package.objects.create(
-                build=build,
-                kind=meta.kind,
-                nvra=meta.nvra,
-                name=meta.name,
-                epoch=meta.epoch,
-                version=meta.version,
-                release=meta.release,
-                arch=meta.arch,
-                filename=meta.filename,
-                size=meta.size,
-                sha256=meta.sha256,
-                sigmd5=meta.sigmd5,
-                url=prov.url if prov.url is not None else meta.url,
-                koji_rpm_id=prov.koji_rpm_id,
-                elf_files=scan.elf_files,
-                without_build_id=scan.without_build_id,
-            )
-            rows = _unique_paths(scan)
-            for start in range(0, len(rows), _BATCH):
-                ElfFile.objects.bulk_create(
-                    [
-                        ElfFile(
-                            package=package,
-                            build_id=rec.build_id,
-                            path=rec.path,
-                            path_key=path_key(rec.path),
-                            elf_type=rec.elf_type,
-                            machine=rec.machine,
-                            debug=rec.debug,
-                            package_note=rec.package_note,
-                        )
-                        for rec in rows[start : start + _BATCH]
-                    ]
-                )
+            rows = _insert(scan, prov)
     except IntegrityError:
         # Another importer committed the same package first: that copy stands.
         if package_exists(meta.nvra):
             return StoreResult(meta.nvra, inserted=False, rows=0)
         raise
-    return StoreResult(meta.nvra, inserted=True, rows=len(rows))
+    return StoreResult(meta.nvra, inserted=True, rows=rows)
+
+
+def _fill_identity(stored: Package, meta: PackageMeta) -> None:
+    update: dict[str, object] = {}
+    if not stored.sha256 and meta.sha256:
+        update.update(sha256=meta.sha256, size=meta.size)
+    if not stored.sigmd5 and meta.sigmd5:
+        update["sigmd5"] = meta.sigmd5
+    if update:
+        Package.objects.filter(pk=stored.pk).update(**update)
+
+
+def _insert(scan: PackageScan, prov: Provenance) -> int:
+    """The package's rows; call inside a transaction. Returns the number of ELF rows."""
+    meta = scan.meta
+    build = _build_for(scan, prov)
+    package = Package.objects.create(
+        build=build,
+        kind=meta.kind,
+        nvra=meta.nvra,
+        name=meta.name,
+        epoch=meta.epoch,
+        version=meta.version,
+        release=meta.release,
+        arch=meta.arch,
+        filename=meta.filename,
+        size=meta.size,
+        sha256=meta.sha256,
+        sigmd5=meta.sigmd5,
+        url=prov.url if prov.url is not None else meta.url,
+        koji_rpm_id=prov.koji_rpm_id,
+        elf_files=scan.elf_files,
+        without_build_id=scan.without_build_id,
+    )
+    rows = _unique_paths(scan)
+    for start in range(0, len(rows), _BATCH):
+        ElfFile.objects.bulk_create(
+            [
+                ElfFile(
+                    package=package,
+                    build_id=rec.build_id,
+                    path=rec.path,
+                    path_key=path_key(rec.path),
+                    elf_type=rec.elf_type,
+                    machine=rec.machine,
+                    debug=rec.debug,
+                    package_note=rec.package_note,
+                )
+                for rec in rows[start : start + _BATCH]
+            ]
+        )
+    return len(rows)
 
 
 def _unique_paths(scan: PackageScan) -> list[ElfRecord]:
