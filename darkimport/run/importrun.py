@@ -7,6 +7,8 @@ writer contention and makes every outcome visible in one place for the summary.
 
 from __future__ import annotations
 
+import collections
+import functools
 import multiprocessing
 import os
 import sys
@@ -15,13 +17,14 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import TextIO, TypeVar
 
 from darkcore.errors import PackageError, UnsupportedPackage
 from darkimport.run.records import PackageScan
 from darkimport.run.scan import ScanOptions, scan_path
 
 PACKAGE_SUFFIXES = (".rpm", ".deb", ".ddeb")
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -107,19 +110,25 @@ def scan_one(path: str, options: ScanOptions) -> Outcome:
 
 
 def iter_scans(paths: list[Path], options: ScanOptions, jobs: int) -> Iterator[Outcome]:
-    if jobs <= 1 or len(paths) <= 1:
-        for path in paths:
-            yield scan_one(str(path), options)
+    return iter_parallel(functools.partial(scan_one, options=options),
+                         [str(p) for p in paths], jobs)
+
+
+def iter_parallel(task: Callable[[T], Outcome], items: list[T], jobs: int) -> Iterator[Outcome]:
+    """``task`` over ``items`` in worker processes, outcomes in the order they finish."""
+    if jobs <= 1 or len(items) <= 1:
+        for item in items:
+            yield task(item)
         return
     # fork: workers inherit the loaded modules; they never touch the parent's DB connection.
     ctx = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
         pending: list[Future[Outcome]] = []
-        queue = list(paths)
+        queue = collections.deque(items)
         # Keep a bounded number of scans in flight so finished scans don't pile up in memory.
         while queue or pending:
             while queue and len(pending) < jobs * 2:
-                pending.append(pool.submit(scan_one, str(queue.pop(0)), options))
+                pending.append(pool.submit(task, queue.popleft()))
             finished, _ = wait(pending, return_when=FIRST_COMPLETED)
             for fut in finished:
                 pending.remove(fut)
