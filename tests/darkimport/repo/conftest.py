@@ -82,6 +82,7 @@ class Served:
     root: Path
     requests: list[str] = field(default_factory=list)
     delay: dict[str, float] = field(default_factory=dict)  # suffix -> seconds per GET
+    cut_once: set[str] = field(default_factory=set)  # names whose next GET breaks off midway
 
     def got(self, suffix: str) -> list[str]:
         return [p for p in self.requests if p.endswith(suffix)]
@@ -98,6 +99,17 @@ def serve(root: Path) -> Iterator[Served]:
             for suffix, seconds in served.delay.items():
                 if self.path.endswith(suffix):
                     time.sleep(seconds)
+            name = self.path.rsplit("/", 1)[-1]
+            if name in served.cut_once:
+                served.cut_once.discard(name)
+                data = Path(self.translate_path(self.path)).read_bytes()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data[: len(data) // 2])
+                self.wfile.flush()
+                self.close_connection = True
+                return
             super().do_GET()
 
         def log_message(self, *args: object) -> None:

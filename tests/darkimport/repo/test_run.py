@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 import shutil
+import signal
+import sqlite3
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -11,6 +18,7 @@ from darkimport.repo.entries import RepoError
 from darkimport.repo.run import run_repo
 from darkserver.lookup.models import ElfFile, ImportRun, Package
 from tests.darkimport.repo.conftest import make_deb_archive, make_rpm_repo, serve
+from tests.helpers import BIN, run_cmd
 from tests.oracle import package_nvra
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -113,3 +121,49 @@ def test_gz_only_archive_from_a_local_path_and_narrowing(sample_set, debs, tmp_p
     assert (summary.new, summary.failed) == (len(debs), 0)
     with pytest.raises(RepoError, match="not found|No such file"):
         run_repo(str(archive), suite="nosuch")
+
+
+def test_killed_run_resumes_where_it_stopped(sample_set, rpms, tmp_path) -> None:
+    """A real importer process SIGKILLed mid-run; the next run downloads only the rest."""
+    repo = make_rpm_repo(tmp_path / "repo", rpms)
+    db = tmp_path / "resume.sqlite3"
+    env = os.environ | {"DARKSERVER_DATABASE_URL": f"sqlite:///{db}"}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+
+    def committed() -> list[str]:
+        if not db.exists():
+            return []
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)) as c:
+            try:
+                return [r[0] for r in c.execute("SELECT filename FROM lookup_package")]
+            except sqlite3.OperationalError:  # tables not made yet
+                return []
+
+    with serve(repo) as http:
+        http.delay[".rpm"] = 0.8
+        proc = subprocess.Popen([str(BIN / "darkserver-import"), "repo", http.url, "-j", "1",
+                                 "--json"], env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 120
+        while len(committed()) < 2 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate()
+        assert proc.returncode == -signal.SIGKILL
+        before = committed()
+        assert 2 <= len(before) < len(rpms)
+        http.delay.clear()
+        del http.requests[:]
+        resumed = run_cmd([str(BIN / "darkserver-import"), "repo", http.url, "-j", "2",
+                           "--json"], env=env)
+        summary = json.loads(resumed.stdout)
+        assert (summary["known"], summary["new"], summary["failed"]) == (
+            len(before), len(rpms) - len(before), 0)
+        # Only what the killed run had not committed was downloaded.
+        assert sorted(p.rsplit("/", 1)[1] for p in http.got(".rpm")) == sorted(
+            p.name for p in rpms if p.name not in before)
+    assert sorted(committed()) == sorted(p.name for p in rpms)
+    history = json.loads(run_cmd([str(BIN / "darkserver-import"), "history", "--json"],
+                                 env=env).stdout)
+    assert [(h["status"], h["finished_at"] is None) for h in history] == [
+        ("done", False), ("running", True)]  # newest first; the killed run never finished
