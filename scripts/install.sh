@@ -10,6 +10,7 @@ declare -A need=(
   [eu-unstrip]=elfutils [debuginfod]=debuginfod [debuginfod-find]=debuginfod [gdb]=gdb
   [zstd]=zstd [dwz]=dwz [xz]=xz-utils [bzip2]=bzip2 [mariadb_config]=libmariadb-dev
   [pkg-config]=pkg-config [bsdtar]=libarchive-tools [chromium]=chromium [wrk]=wrk [ar]=binutils
+  [createrepo_c]=createrepo-c [apt-ftparchive]=apt-utils [rpm2cpio]=rpm
 )
 missing=()
 for tool in "${!need[@]}"; do

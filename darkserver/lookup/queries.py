@@ -14,9 +14,9 @@ from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections, router
 from django.db.migrations.executor import MigrationExecutor
-from django.db.models import Count, Sum
+from django.db.models import Count, Max, Sum
 
-from darkserver.lookup.models import Build, ElfFile, Package, path_key
+from darkserver.lookup.models import Build, ElfFile, ImportRun, Package, path_key
 
 log = logging.getLogger(__name__)
 
@@ -224,9 +224,29 @@ def stats(max_age: float = STATS_SECONDS) -> dict[str, Any]:
         "build_ids": ElfFile.objects.aggregate(n=Count("build_id", distinct=True))["n"],
         "without_build_id": Package.objects.aggregate(n=Sum("without_build_id"))["n"] or 0,
         "distros": dict(per_distro),
+        "imports": last_imports(),
     }
     _stats = (now, result)
     return result
+
+
+MAX_IMPORT_SOURCES = 50
+
+
+def last_imports() -> list[Row]:
+    """The newest import run of each source (directory, repository), newest first."""
+    latest = ImportRun.objects.values("source").annotate(last=Max("id")).values("last")
+    runs = ImportRun.objects.filter(id__in=latest).order_by("-started_at", "-id")
+    return [
+        {
+            "source": r.source, "kind": r.kind, "status": r.status,
+            "started_at": r.started_at.isoformat(),
+            "finished_at": r.finished_at.isoformat() if r.finished_at else None,
+            "new": r.new, "known": r.known, "failed": r.failed, "bytes": r.bytes_read,
+            "seconds": r.seconds,
+        }
+        for r in runs[:MAX_IMPORT_SOURCES]
+    ]
 
 
 def readiness() -> tuple[bool, dict[str, str]]:
