@@ -1,0 +1,118 @@
+"""How close the importer is to the floor, and what a re-import of an unchanged tree costs.
+
+    .venv/bin/python bench/bench_floor.py [--jobs N] [--no-rpms] [--repeat 2]
+
+Same corpus as bench_import.py (real debs + rpms built from them). In one run, each measured
+``--repeat`` times and the best kept (the machine is shared: the minimum is the least
+disturbed figure):
+
+- importer, first import into an empty SQLite database: CPU-s of the whole process tree
+  (its workers and external xz/zstd included) and wall seconds;
+- importer, the same unchanged tree again (known files are skipped unread): CPU-s and wall;
+- the C tools decoding the same payloads once: ``ar p PKG data.tar.* | xz -dc`` (zstd -dc,
+  gzip -dc, ...) for debs and ``rpm2cpio`` for rpms, output to /dev/null: CPU-s.
+
+Prints importer CPU-s / C tools CPU-s (the floor ratio) and re-import / first import.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_import import corpus_rpms  # noqa: E402
+from common import CORPUS, corpus_debs  # noqa: E402
+
+BIN = Path(sys.executable).parent
+_DECODERS = {".xz": "xz -dc", ".zst": "zstd -dcq", ".gz": "gzip -dc", ".bz2": "bzip2 -dc",
+             ".lzma": "xz -dc --format=lzma", "": "cat"}
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
+    """(CPU-s of the process tree, wall seconds, stdout) of one command run to its end."""
+    cpu, wall = children_cpu(), time.monotonic()
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True)
+    if proc.returncode not in (0, 1):
+        raise SystemExit(f"{argv[0]} failed:\n{proc.stderr}")
+    return children_cpu() - cpu, time.monotonic() - wall, proc.stdout
+
+
+def deb_data_member(deb: Path) -> str:
+    names = subprocess.run(["ar", "t", str(deb)], capture_output=True, text=True,
+                           check=True).stdout.split()
+    return next(n for n in names if n.startswith("data.tar"))
+
+
+def c_tools_script(debs: list[Path], rpms: list[Path]) -> str:
+    """One shell script that decodes every payload once, as the C tools do."""
+    lines = []
+    for deb in debs:
+        member = deb_data_member(deb)
+        decoder = _DECODERS[Path(member).suffix if member != "data.tar" else ""]
+        lines.append(f"ar p {shlex.quote(str(deb))} {member} | {decoder} >/dev/null")
+    lines.extend(f"rpm2cpio {shlex.quote(str(rpm))} >/dev/null" for rpm in rpms)
+    return "\n".join(lines)
+
+
+def import_twice(dirs: list[Path], jobs: int) -> tuple[tuple[float, float], tuple[float, float],
+                                                       dict[str, object]]:
+    with tempfile.TemporaryDirectory() as tmp:
+        env = os.environ | {"DARKSERVER_DATABASE_URL": f"sqlite:///{tmp}/floor.sqlite3"}
+        subprocess.run([str(BIN / "darkserver"), "migrate", "-v0"], env=env, check=True)
+        argv = [str(BIN / "darkserver-import"), "--json", "--jobs", str(jobs), *map(str, dirs)]
+        cpu1, wall1, out1 = timed(argv, env)
+        cpu2, wall2, out2 = timed(argv, env)
+    second = json.loads(out2)
+    assert second["packages"] == 0, "the second import found new packages"
+    return (cpu1, wall1), (cpu2, wall2), json.loads(out1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--no-rpms", action="store_true")
+    parser.add_argument("--repeat", type=int, default=2)
+    args = parser.parse_args()
+
+    debs = corpus_debs()
+    rpms = [] if args.no_rpms else corpus_rpms(debs)
+    dirs = [CORPUS / "deb"] + ([] if args.no_rpms else [CORPUS / "rpm"])
+    size_mb = sum(p.stat().st_size for p in debs + rpms) / 1e6
+    print(f"corpus: {len(debs)} debs + {len(rpms)} rpms, {size_mb:.0f} MB; jobs={args.jobs}; "
+          f"best of {args.repeat}")
+    script = c_tools_script(debs, rpms)
+    first = again = tools = (float("inf"), float("inf"))
+    summary: dict[str, object] = {}
+    for _ in range(args.repeat):
+        one, two, summary = import_twice(dirs, args.jobs)
+        first = min(first, one)
+        again = min(again, two)
+        cpu, wall, _out = timed(["sh", "-e", "-c", script])
+        tools = min(tools, (cpu, wall))
+    print(f"importer, first import: {first[0]:.2f} CPU-s, {first[1]:.2f} s wall "
+          f"({summary.get('packages')} packages, {summary.get('rows')} rows, "
+          f"{summary.get('failed')} failed)")
+    print(f"C tools decoding the same payloads once: {tools[0]:.2f} CPU-s "
+          f"({tools[1]:.2f} s wall, one at a time)")
+    print(f"importer / C tools (CPU): {first[0] / tools[0]:.2f}")
+    print(f"re-import of the unchanged tree: {again[0]:.2f} CPU-s, {again[1]:.2f} s wall = "
+          f"{again[1] / first[1]:.3f}x the first import's wall time, "
+          f"{again[0] / first[0]:.3f}x its CPU")
+
+
+if __name__ == "__main__":
+    main()
