@@ -13,11 +13,17 @@ disturbed figure):
   gzip -dc, ...) for debs and ``rpm2cpio`` for rpms, output to /dev/null: CPU-s.
 
 Prints importer CPU-s / C tools CPU-s (the floor ratio) and re-import / first import.
+With ``--repo`` the same packages are also laid out as a dnf/yum repository (createrepo_c)
+and a Debian archive (apt-ftparchive), served by http.server on a free port, and imported
+twice with ``darkserver-import repo``: the second run downloads nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
+import http.server
 import json
 import os
 import resource
@@ -25,7 +31,9 @@ import shlex
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -81,11 +89,74 @@ def import_twice(dirs: list[Path], jobs: int) -> tuple[tuple[float, float], tupl
     return (cpu1, wall1), (cpu2, wall2), json.loads(out1)
 
 
+def make_repos(root: Path, debs: list[Path], rpms: list[Path]) -> None:
+    """root/rpm: createrepo_c over the rpms; root/deb: pool + dists/bench via apt-ftparchive.
+    Hard links, not copies: the corpus is ~250 MB."""
+    (root / "rpm" / "Packages").mkdir(parents=True)
+    for rpm in rpms:
+        os.link(rpm, root / "rpm" / "Packages" / rpm.name)
+    subprocess.run(["createrepo_c", "-q", str(root / "rpm")], check=True)
+    pool = root / "deb" / "pool" / "main"
+    pool.mkdir(parents=True)
+    for deb in debs:
+        os.link(deb, pool / deb.name)
+    index = root / "deb" / "dists" / "bench" / "main" / "binary-amd64"
+    index.mkdir(parents=True)
+    packages = subprocess.run(["apt-ftparchive", "packages", "pool"], cwd=root / "deb",
+                              check=True, capture_output=True).stdout
+    (index / "Packages").write_bytes(packages)
+    subprocess.run(["xz", "-f", str(index / "Packages")], check=True)
+    release = subprocess.run(
+        ["apt-ftparchive", "-o", "APT::FTPArchive::Release::Suite=bench",
+         "-o", "APT::FTPArchive::Release::Components=main",
+         "-o", "APT::FTPArchive::Release::Architectures=amd64", "release", "dists/bench"],
+        cwd=root / "deb", check=True, capture_output=True).stdout
+    (root / "deb" / "dists" / "bench" / "Release").write_bytes(release)
+
+
+@contextlib.contextmanager
+def serve(root: Path) -> Iterator[str]:
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(Quiet, directory=str(root)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def repo_twice(debs: list[Path], rpms: list[Path], jobs: int) -> list[tuple[float, float]]:
+    """(CPU-s, wall) of: rpm repo first, rpm repo again, Debian first, Debian again."""
+    with tempfile.TemporaryDirectory(dir=CORPUS) as tmp:
+        make_repos(Path(tmp), debs, rpms)
+        env = os.environ | {"DARKSERVER_DATABASE_URL": f"sqlite:///{tmp}/repo.sqlite3"}
+        subprocess.run([str(BIN / "darkserver"), "migrate", "-v0"], env=env, check=True)
+        figures = []
+        with serve(Path(tmp)) as url:
+            for extra in ([f"{url}/rpm/"], [f"{url}/deb/", "--suite", "bench"]):
+                argv = [str(BIN / "darkserver-import"), "repo", "--json", "-j", str(jobs),
+                        *extra]
+                for _ in range(2):
+                    cpu, wall, out = timed(argv, env)
+                    summary = json.loads(out)
+                    assert summary["failed"] == 0, summary["failures"]
+                    figures.append((cpu, wall))
+        return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--no-rpms", action="store_true")
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--repo", action="store_true",
+                        help="also import the corpus as repositories over local HTTP")
+    parser.add_argument("--only-repo", action="store_true", help="only the --repo part")
     args = parser.parse_args()
 
     debs = corpus_debs()
@@ -94,6 +165,16 @@ def main() -> None:
     size_mb = sum(p.stat().st_size for p in debs + rpms) / 1e6
     print(f"corpus: {len(debs)} debs + {len(rpms)} rpms, {size_mb:.0f} MB; jobs={args.jobs}; "
           f"best of {args.repeat}")
+    if args.repo or args.only_repo:
+        best = [(float("inf"), float("inf"))] * 4
+        for _ in range(args.repeat):
+            best = [min(a, b) for a, b in zip(best, repo_twice(debs, rpms, args.jobs),
+                                              strict=True)]
+        for name, (one, two) in (("rpm-md", best[0:2]), ("debian", best[2:4])):
+            print(f"repo {name} over HTTP: first {one[0]:.2f} CPU-s, {one[1]:.2f} s wall; "
+                  f"again {two[0]:.2f} CPU-s, {two[1]:.2f} s wall = {two[1] / one[1]:.3f}x")
+        if args.only_repo:
+            return
     script = c_tools_script(debs, rpms)
     first = again = tools = (float("inf"), float("inf"))
     summary: dict[str, object] = {}
