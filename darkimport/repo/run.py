@@ -5,7 +5,8 @@
 1. Read the index (``rpmmd`` for dnf/yum, ``debian`` with a suite), each level checked against
    the checksum its parent gives.
 2. Known packages are found by the index's own checksums (Package.sha256), without opening a
-   package; an rpm imported from Koji without a file checksum is known by its NVRA.
+   package; an rpm whose NVRA is stored with its SIGMD5 (from Koji, or another copy) is
+   known by name: the mirror's copy differs from it only by its signature.
 3. Debian -dbgsym packages whose stanza lists ``Build-Ids:`` get their rows from the index.
 4. The rest is downloaded, verified and scanned in worker processes (``fetch``), biggest
    first, and written here, one transaction per package.
@@ -114,8 +115,10 @@ def split_known(entries: list[IndexEntry]) -> tuple[list[IndexEntry], list[Index
         if e.nvra not in stored:
             return False
         size, sha256, sigmd5 = stored[e.nvra]
-        if not sha256:
-            return bool(sigmd5)  # from Koji's header: Koji's NVRAs are unique
+        if e.kind == "rpm" and sigmd5:
+            # The build's payload is known (Koji's payloadhash): a mirror's copy differs from
+            # Koji's or a local tree's only by its signature, and Koji's NVRAs are unique.
+            return True
         # An index checksum we cannot compare: the same name and size.
         return e.checksum_type != "sha256" and size == e.size
 

@@ -424,9 +424,8 @@ def test_ready(client, db):
 
 def test_not_ready_when_a_migration_is_missing(client, db):
     from django.db import connection
-    from django.db.migrations.recorder import MigrationRecorder
-
     from django.db.migrations.loader import MigrationLoader
+    from django.db.migrations.recorder import MigrationRecorder
 
     # The newest migration (a database one release behind the code).
     (leaf,) = [n for app, n in MigrationLoader(connection).graph.leaf_nodes() if app == "lookup"]

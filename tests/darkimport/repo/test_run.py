@@ -167,3 +167,25 @@ def test_killed_run_resumes_where_it_stopped(sample_set, rpms, tmp_path) -> None
                                  env=env).stdout)
     assert [(h["status"], h["finished_at"] is None) for h in history] == [
         ("done", False), ("running", True)]  # newest first; the killed run never finished
+
+
+def test_resigned_copies_of_known_rpms_are_not_downloaded(rpms, tmp_path) -> None:
+    from darkimport.run.importrun import run_import
+    from darkimport.run.scan import ScanOptions
+
+    assert run_import(rpms, ScanOptions(), jobs=1).packages == len(rpms)
+    repo = make_rpm_repo(tmp_path / "repo", rpms)
+    for rpm in (repo / "Packages").iterdir():
+        # Bytes outside SIGMD5 (the lead's name field), as a re-signed mirror copy differs.
+        data = bytearray(rpm.read_bytes())
+        data[75] = ord("x")
+        rpm.write_bytes(bytes(data))
+    subprocess.run(["createrepo_c", "-q", "--update", str(repo)], check=True)
+    with serve(repo) as http:
+        summary = run_repo(http.url, jobs=1)
+        assert (summary.known, summary.new, summary.failed) == (len(rpms), 0, 0)
+        assert http.got(".rpm") == []
+        # --rescan downloads them: same payloads, so they stay as they are.
+        rescan = run_repo(http.url, jobs=1, rescan=True)
+        assert (rescan.new, rescan.known, rescan.failed) == (0, len(rpms), 0)
+        assert len(http.got(".rpm")) == len(rpms)
