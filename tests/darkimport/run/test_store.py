@@ -86,3 +86,27 @@ def test_duplicate_paths_in_a_scan_give_one_row() -> None:
     scan = make_scan(files=2)
     scan.elves.append(scan.elves[0])
     assert store.store_scan(scan).rows == 2
+
+
+def test_identity_filled_in_and_changed_content_replaces_rows() -> None:
+    scan = make_scan()
+    scan.meta.sha256, scan.meta.size = "", 0  # as a Koji header import knows it
+    assert store.store_scan(scan).inserted
+    again = make_scan()  # the same package read from its file: now with size and SHA-256
+    result = store.store_scan(again)
+    assert (result.inserted, result.replaced) == (False, False)
+    assert Package.objects.values_list("sha256", "size").get() == ("ab" * 32, 1234)
+    # Same name, other bytes, other ELF files: the rows follow the new content.
+    changed = make_scan(files=2)
+    changed.meta.sha256 = "cd" * 32
+    changed.elves = [ElfRecord(b"\x99" * 20, "/usr/bin/new", 3, 62, False)]
+    result = store.store_scan(changed)
+    assert (result.inserted, result.replaced, result.rows) == (True, True, 1)
+    assert Package.objects.values_list("sha256", flat=True).get() == "cd" * 32
+    assert list(ElfFile.objects.values_list("path", flat=True)) == ["/usr/bin/new"]
+    # rpms compare by SIGMD5: a re-signed copy (other SHA-256, same SIGMD5) is the same.
+    Package.objects.update(sigmd5="0f" * 16)
+    resigned = make_scan()
+    resigned.meta.sha256, resigned.meta.sigmd5 = "ef" * 32, "0f" * 16
+    assert not store.store_scan(resigned).inserted
+    assert list(ElfFile.objects.values_list("path", flat=True)) == ["/usr/bin/new"]
