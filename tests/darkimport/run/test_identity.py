@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -13,6 +14,7 @@ from darkimport.run import identity
 from darkimport.run.importrun import run_import
 from darkimport.run.scan import ScanOptions
 from darkserver.lookup.models import ElfFile, ImportRun, Package
+from tests.helpers import BIN, run_cmd
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -96,3 +98,22 @@ def test_known_check_costs_no_read_for_new_names(sample_set, tmp_path) -> None:
     fresh: list[Path] = list(sample_set.packages)
     todo, known = identity.split_known(fresh, jobs=2)
     assert (todo, known) == (fresh, [])
+
+
+def test_cli_rescan_and_history_table(sample_set, tmp_path) -> None:
+    env = {"DARKSERVER_DATABASE_URL": f"sqlite:///{tmp_path}/cli.sqlite3"}
+    importer = [str(BIN / "darkserver-import"), "--json", str(sample_set.directory)]
+    first = json.loads(run_cmd(importer, env=env).stdout)
+    second = json.loads(run_cmd(importer, env=env).stdout)
+    rescan = json.loads(run_cmd(importer[:2] + ["--rescan"] + importer[2:], env=env).stdout)
+    n = len(sample_set.packages)
+    assert [(s["packages"], s["known"], s["already"]) for s in (first, second, rescan)] == [
+        (n, 0, 0), (0, n, 0), (0, 0, n)]
+    table = run_cmd([str(BIN / "darkserver-import"), "history"], env=env).stdout.splitlines()
+    assert table[0].split()[:8] == ["started", "(UTC)", "kind", "status", "new", "known",
+                                    "failed", "MB"]
+    # Newest first: the rescan and the skip-all run read (known) everything, the first imported.
+    counts = [line.split()[3:7] for line in table[1:]]
+    assert counts == [["done", "0", str(n), "0"], ["done", "0", str(n), "0"],
+                      ["done", str(n), "0", "0"]]
+    assert all(line.endswith(str(sample_set.directory)) for line in table[1:])
