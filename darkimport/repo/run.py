@@ -160,6 +160,7 @@ def run_repo(
     summary = RepoSummary(label, "debian" if suite else "rpm-md")
     ensure_schema()
     run_id = audit.start(label, summary.kind)
+    aborted = True
     try:
         entries = read_index(source, suite, components, architectures)
         summary.listed = len(entries)
@@ -191,11 +192,12 @@ def run_repo(
                 progress.flush()
         if progress is not None and total:
             progress.write("\n")
+        aborted = False
     finally:
         summary.seconds = time.monotonic() - started
         audit.finish(run_id, audit.RunCounts(
             new=summary.new, known=summary.known, failed=summary.failed,
-            bytes_read=summary.bytes, seconds=summary.seconds))
+            bytes_read=summary.bytes, seconds=summary.seconds), aborted=aborted)
     return summary
 
 

@@ -28,9 +28,11 @@ def start(source: str, kind: str) -> int:
     return int(run.pk)
 
 
-def finish(run_id: int, counts: RunCounts) -> None:
+def finish(run_id: int, counts: RunCounts, aborted: bool = False) -> None:
+    """Complete a run's row; ``aborted``: the run stopped on an error of its own (an index
+    that cannot be read), so it is 'failed' even with no failed package."""
     ImportRun.objects.filter(pk=run_id).update(
-        status="failed" if counts.failed else "done",
+        status="failed" if counts.failed or aborted else "done",
         finished_at=timezone.now(),
         new=counts.new,
         known=counts.known,

@@ -110,6 +110,7 @@ def test_index_that_does_not_match_its_release_is_refused(debs, tmp_path) -> Non
     with pytest.raises(RepoError, match="does not match"):
         run_repo(str(archive), suite="test")
     assert not Package.objects.exists()
+    assert ImportRun.objects.values_list("status", "new").get() == ("failed", 0)
 
 
 def test_gz_only_archive_from_a_local_path_and_narrowing(sample_set, debs, tmp_path) -> None:
