@@ -57,15 +57,17 @@ def test_packages_of_one_build_share_the_build_row() -> None:
 def test_a_failure_mid_package_leaves_nothing(monkeypatch) -> None:
     scan = make_scan(files=1200)  # three INSERT batches
     calls = {"n": 0}
-    real = ElfFile.objects.bulk_create
+    from django.db.backends.utils import CursorWrapper
 
-    def failing_bulk_create(objs, *args, **kwargs):
+    real = CursorWrapper.executemany
+
+    def failing_executemany(self, sql, param_list):
         calls["n"] += 1
         if calls["n"] == 2:
             raise DatabaseError("disk full (injected)")
-        return real(objs, *args, **kwargs)
+        return real(self, sql, param_list)
 
-    monkeypatch.setattr(ElfFile.objects, "bulk_create", failing_bulk_create)
+    monkeypatch.setattr(CursorWrapper, "executemany", failing_executemany)
     with pytest.raises(DatabaseError):
         store.store_scan(scan)
     assert calls["n"] == 2
@@ -75,8 +77,7 @@ def test_a_failure_mid_package_leaves_nothing(monkeypatch) -> None:
 def test_losing_a_race_to_another_importer_is_not_an_error(monkeypatch) -> None:
     store.store_scan(make_scan())
     # The other importer committed between our existence check and our insert.
-    answers = iter([False, True])
-    monkeypatch.setattr(store, "package_exists", lambda nvra: next(answers))
+    monkeypatch.setattr(store, "stored_package", lambda nvra: None)
     result = store.store_scan(make_scan())
     assert not result.inserted
     assert Package.objects.count() == 1 and ElfFile.objects.count() == 3
