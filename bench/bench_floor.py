@@ -76,10 +76,11 @@ def c_tools_script(debs: list[Path], rpms: list[Path]) -> str:
     return "\n".join(lines)
 
 
-def import_twice(dirs: list[Path], jobs: int) -> tuple[tuple[float, float], tuple[float, float],
-                                                       dict[str, object]]:
+def import_twice(dirs: list[Path], jobs: int, external: str = "auto"
+                 ) -> tuple[tuple[float, float], tuple[float, float], dict[str, object]]:
     with tempfile.TemporaryDirectory() as tmp:
-        env = os.environ | {"DARKSERVER_DATABASE_URL": f"sqlite:///{tmp}/floor.sqlite3"}
+        env = os.environ | {"DARKSERVER_DATABASE_URL": f"sqlite:///{tmp}/floor.sqlite3",
+                            "DARKSERVER_EXTERNAL_DECOMPRESS": external}
         subprocess.run([str(BIN / "darkserver"), "migrate", "-v0"], env=env, check=True)
         argv = [str(BIN / "darkserver-import"), "--json", "--jobs", str(jobs), *map(str, dirs)]
         cpu1, wall1, out1 = timed(argv, env)
@@ -157,6 +158,8 @@ def main() -> None:
     parser.add_argument("--repo", action="store_true",
                         help="also import the corpus as repositories over local HTTP")
     parser.add_argument("--only-repo", action="store_true", help="only the --repo part")
+    parser.add_argument("--in-process", action="store_true",
+                        help="also import with DARKSERVER_EXTERNAL_DECOMPRESS=0 (no xz -T0)")
     args = parser.parse_args()
 
     debs = corpus_debs()
@@ -176,7 +179,7 @@ def main() -> None:
         if args.only_repo:
             return
     script = c_tools_script(debs, rpms)
-    first = again = tools = (float("inf"), float("inf"))
+    first = again = tools = inproc = (float("inf"), float("inf"))
     summary: dict[str, object] = {}
     for _ in range(args.repeat):
         one, two, summary = import_twice(dirs, args.jobs)
@@ -184,12 +187,18 @@ def main() -> None:
         again = min(again, two)
         cpu, wall, _out = timed(["sh", "-e", "-c", script])
         tools = min(tools, (cpu, wall))
+        if args.in_process:
+            inproc = min(inproc, import_twice(dirs, args.jobs, external="0")[0])
     print(f"importer, first import: {first[0]:.2f} CPU-s, {first[1]:.2f} s wall "
           f"({summary.get('packages')} packages, {summary.get('rows')} rows, "
           f"{summary.get('failed')} failed)")
     print(f"C tools decoding the same payloads once: {tools[0]:.2f} CPU-s "
           f"({tools[1]:.2f} s wall, one at a time)")
     print(f"importer / C tools (CPU): {first[0] / tools[0]:.2f}")
+    if args.in_process:
+        print(f"importer without the external xz -T0 (DARKSERVER_EXTERNAL_DECOMPRESS=0): "
+              f"{inproc[0]:.2f} CPU-s, {inproc[1]:.2f} s wall; / C tools (CPU): "
+              f"{inproc[0] / tools[0]:.2f}")
     print(f"re-import of the unchanged tree: {again[0]:.2f} CPU-s, {again[1]:.2f} s wall = "
           f"{again[1] / first[1]:.3f}x the first import's wall time, "
           f"{again[0] / first[0]:.3f}x its CPU")
