@@ -246,6 +246,8 @@ MAX_SPOOL_PACKAGE = _define("MAX_SPOOL_PACKAGE", _size, 32 << 30,
 MAX_WARNINGS = _define("MAX_WARNINGS", _size, 100, "warnings kept per package, then one "
                        "\"... and N more warnings\" line", IMPORTER, ini=IMPORTER_INI,
                        shown_default="100")
+REPO_RETRIES = _define("REPO_RETRIES", _int, 3, "tries of a repository download that breaks off "
+                       "(`darkserver-import repo --retries`)", IMPORTER, ini=IMPORTER_INI)
 KOJI_CONF = _define("KOJI_CONF", _str, "/etc/darkserver/koji-instances.conf",
                     "Koji instances file (INI or JSON); none: Fedora's primary hub", IMPORTER,
                     ini=IMPORTER_INI)

@@ -2,6 +2,8 @@
 
     darkserver-import [options] PATH...          rpm/deb files and directories
     darkserver-import koji|enqueue|worker|backfill ...   (Koji and queue commands)
+    darkserver-import repo URL|PATH [--suite SUITE]      (a dnf/yum or Debian repository)
+    darkserver-import history                            (the import runs, newest first)
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ _SUBCOMMAND_MODULES = {
     "enqueue": "darkimport.queue.cli",
     "worker": "darkimport.queue.cli",
     "backfill": "darkimport.queue.cli",
+    "repo": "darkimport.repo.cli",
+    "history": "darkimport.run.history",
 }
 
 
@@ -30,7 +34,8 @@ def files_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="darkserver-import",
         description="Import the ELF build-ids of rpm and deb packages into Darkserver's database.",
-        epilog="Other commands: darkserver-import {koji,enqueue,worker,backfill} --help",
+        epilog="Other commands: darkserver-import {koji,enqueue,worker,backfill,repo,history} "
+        "--help",
     )
     parser.add_argument("paths", nargs="+", metavar="PATH", help="package files or directories")
     parser.add_argument(
@@ -47,6 +52,10 @@ def files_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="KIND=TEMPLATE",
         help="download URL template for rpm or deb, e.g. rpm=https://host/{name}/{filename}",
+    )
+    parser.add_argument(
+        "--rescan", action="store_true",
+        help="read every file, even those whose size and SHA-256 are already imported",
     )
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress, no warnings")
@@ -69,7 +78,8 @@ def import_files(argv: list[str]) -> int:
         print(f"darkserver-import: {exc}", file=sys.stderr)
         return 2
     progress = None if args.quiet or args.json else progress_stream()
-    summary = run_import(args.paths, options, max(1, args.jobs), progress=progress)
+    summary = run_import(args.paths, options, max(1, args.jobs), progress=progress,
+                         rescan=args.rescan)
     if args.json:
         print(json.dumps(summary.as_dict(), indent=2))
     else:

@@ -16,12 +16,14 @@ declare -A need=(
   [zstd]=zstd [mariadb_config]=libmariadb-dev [pkg-config]=pkg-config
 )
 # Only the tests use these: oracles (eu-readelf, gdb, debuginfod-find, bsdtar), the debuginfod
-# the benchmarks compare with, a browser for the page test and a load generator.
+# the benchmarks compare with, a browser for the page test, a load generator, and the tools that
+# make real repositories (createrepo_c, apt-ftparchive).
 if [ "$mode" != --demo ]; then
   need+=(
     [eu-readelf]=elfutils [eu-unstrip]=elfutils [debuginfod]=debuginfod
     [debuginfod-find]=debuginfod [gdb]=gdb [bsdtar]=libarchive-tools [chromium]=chromium
-    [wrk]=wrk
+    [wrk]=wrk [createrepo_c]=createrepo-c [apt-ftparchive]=apt-utils
+    [rpm2cpio]=rpm
   )
 fi
 missing=()

@@ -20,5 +20,6 @@ echo "== every test that uses the Django database, again on MariaDB"
 # tests/test_createtable.py use MariaDB scratch databases of their own in both runs.
 DARKSERVER_DATABASE_URL="mysql://root:@127.0.0.1:3306/${DARKSERVER_CI_DB:-darkserver_ci}" \
   .venv/bin/pytest -q -m "not browser" tests/darkserver tests/test_import_cli.py \
-  tests/test_migrations.py tests/darkimport/run/test_store.py tests/darkimport/koji/test_buildimport.py \
+  tests/test_migrations.py tests/darkimport/run/test_store.py tests/darkimport/run/test_identity.py \
+  tests/darkimport/repo tests/darkimport/koji/test_buildimport.py \
   tests/darkimport/koji/test_backfill.py tests/darkclient "$@"

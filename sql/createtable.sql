@@ -59,7 +59,26 @@ CREATE TABLE `lookup_counter` (
   `value` bigint NOT NULL
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 
+-- One row per import run (the audit trail `darkserver-import history` prints).
+CREATE TABLE `lookup_importrun` (
+  `id` bigint AUTO_INCREMENT NOT NULL PRIMARY KEY,
+  `source` varchar(1024) NOT NULL,
+  `kind` varchar(16) NOT NULL,
+  `status` varchar(16) NOT NULL,
+  `started_at` datetime(6) NOT NULL,
+  `finished_at` datetime(6) NULL,
+  `new` integer NOT NULL,
+  `known` integer NOT NULL,
+  `failed` integer NOT NULL,
+  `bytes_read` bigint NOT NULL,
+  `seconds` double precision NOT NULL
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
 CREATE INDEX `package_name_idx` ON `lookup_package` (`name`);
+-- A package's identity: the importer skips files and index entries whose checksum is here.
+CREATE INDEX `package_sha256_idx` ON `lookup_package` (`sha256`);
+CREATE INDEX `package_filename_idx` ON `lookup_package` (`filename`);
+CREATE INDEX `importrun_started_idx` ON `lookup_importrun` (`started_at`);
 CREATE INDEX `elf_build_id_idx` ON `lookup_elffile` (`build_id`);
 CREATE INDEX `elf_path_key_idx` ON `lookup_elffile` (`path_key`);
 ALTER TABLE `lookup_elffile` ADD CONSTRAINT `elf_package_path_unique` UNIQUE (`package_id`, `path_key`);
@@ -79,4 +98,5 @@ CREATE TABLE IF NOT EXISTS `django_migrations` (
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 INSERT INTO `django_migrations` (`app`, `name`, `applied`) VALUES ('lookup', '0001_initial', NOW(6)),
   ('lookup', '0002_elf_class_byteorder', NOW(6)),
-  ('lookup', '0003_counters', NOW(6));
+  ('lookup', '0003_counters', NOW(6)),
+  ('lookup', '0004_package_identity', NOW(6));

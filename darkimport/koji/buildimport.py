@@ -206,7 +206,7 @@ def meta_from_koji(build: BuildInfo, rpm: RpmInfo, url: str) -> PackageMeta:
 def compare(header: PackageScan, payload: PackageScan) -> list[str]:
     """Differences between header-first and payload rows (package_note is header-blind)."""
 
-    def key(scan: PackageScan) -> set[tuple[str, str, int, int, int, bool, bool]]:
+    def key(scan: PackageScan) -> set[tuple[str, str, int, int, int, bool | None, bool]]:
         return {(e.build_id.hex(), e.path, e.elf_type, e.machine, e.elf_class, e.big_endian,
                  e.debug) for e in scan.elves}
 

@@ -7,6 +7,8 @@ writer contention and makes every outcome visible in one place for the summary.
 
 from __future__ import annotations
 
+import collections
+import functools
 import multiprocessing
 import os
 import sys
@@ -15,11 +17,13 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import TextIO, TypeVar
 
 from darkcore.errors import PackageError, UnsupportedPackage
 from darkimport.run.records import PackageScan
 from darkimport.run.scan import PACKAGE_SUFFIXES, ScanOptions, scan_path
+
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -33,7 +37,10 @@ class Outcome:
 @dataclass(slots=True)
 class Summary:
     packages: int = 0  # imported now
-    already: int = 0  # already in the database
+    known: int = 0  # skipped unread: the file's identity is already in the database
+    already: int = 0  # read, but its package was already in the database
+    replaced: int = 0  # read again: same package name, different content (rows replaced)
+    bytes_read: int = 0  # package bytes decoded
     elf_files: int = 0
     build_ids: int = 0
     rows: int = 0
@@ -47,7 +54,8 @@ class Summary:
 
     def line(self) -> str:
         return (
-            f"packages: {self.packages} imported, {self.already} already present; "
+            f"packages: {self.packages} imported, {self.known} known (not read), "
+            f"{self.already} already present; "
             f"ELF files: {self.elf_files} ({self.without_build_id} without build-id); "
             f"build-ids: {self.build_ids}; rows: {self.rows}; skipped: {self.skipped}; "
             f"failed: {self.failed}; unverified: {self.unverified}; seconds: {self.seconds:.2f}"
@@ -56,7 +64,10 @@ class Summary:
     def as_dict(self) -> dict[str, object]:
         return {
             "packages": self.packages,
+            "known": self.known,
             "already": self.already,
+            "replaced": self.replaced,
+            "bytes_read": self.bytes_read,
             "elf_files": self.elf_files,
             "build_ids": self.build_ids,
             "rows": self.rows,
@@ -100,19 +111,25 @@ def scan_one(path: str, options: ScanOptions) -> Outcome:
 
 
 def iter_scans(paths: list[Path], options: ScanOptions, jobs: int) -> Iterator[Outcome]:
-    if jobs <= 1 or len(paths) <= 1:
-        for path in paths:
-            yield scan_one(str(path), options)
+    return iter_parallel(functools.partial(scan_one, options=options),
+                         [str(p) for p in paths], jobs)
+
+
+def iter_parallel(task: Callable[[T], Outcome], items: list[T], jobs: int) -> Iterator[Outcome]:
+    """``task`` over ``items`` in worker processes, outcomes in the order they finish."""
+    if jobs <= 1 or len(items) <= 1:
+        for item in items:
+            yield task(item)
         return
     # fork: workers inherit the loaded modules; they never touch the parent's DB connection.
     ctx = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
         pending: list[Future[Outcome]] = []
-        queue = list(paths)
+        queue = collections.deque(items)
         # Keep a bounded number of scans in flight so finished scans don't pile up in memory.
         while queue or pending:
             while queue and len(pending) < jobs * 2:
-                pending.append(pool.submit(scan_one, str(queue.pop(0)), options))
+                pending.append(pool.submit(task, queue.popleft()))
             finished, _ = wait(pending, return_when=FIRST_COMPLETED)
             for fut in finished:
                 pending.remove(fut)
@@ -125,24 +142,41 @@ def run_import(
     jobs: int,
     progress: TextIO | None = None,
     store: Callable[[PackageScan], tuple[bool, int]] | None = None,
+    rescan: bool = False,
 ) -> Summary:
-    """Import packages; returns the summary. ``store`` writes one scan (default: the database)."""
+    """Import packages; returns the summary. ``store`` writes one scan (default: the database,
+    where files already imported are skipped unread unless ``rescan``, and the run is
+    recorded in the audit table)."""
+    started = time.monotonic()
+    summary = Summary()
+    names = [str(p) for p in paths]
+    files, missing = find_packages(names)
+    known: list[Path] = []
+    run_id: int | None = None
     if store is None:
         from darkimport import djangosetup
 
         djangosetup.setup()
+        from darkimport.run import audit
+        from darkimport.run.identity import split_known
         from darkimport.run.store import close_connections, ensure_schema, store_scan
 
         ensure_schema()
+        run_id = audit.start(" ".join(names), "files")
+        if not rescan:
+            files, known = split_known(files, jobs)
         close_connections()  # forked scanners must not share this process's database socket
 
         def store(scan: PackageScan) -> tuple[bool, int]:
             result = store_scan(scan)
+            if result.replaced:
+                summary.replaced += 1
+                summary.warnings.append(
+                    f"{scan.meta.filename}: content changed since it was imported "
+                    f"(now sha256 {scan.meta.sha256}): its rows were replaced")
             return result.inserted, result.rows
 
-    started = time.monotonic()
-    summary = Summary()
-    files, missing = find_packages(paths)
+    summary.known = len(known)
     for name, reason in missing:
         summary.failed += 1
         summary.failures.append((name, reason))
@@ -156,6 +190,10 @@ def run_import(
     if progress is not None and total:
         progress.write("\n")
     summary.seconds = time.monotonic() - started
+    if run_id is not None:
+        audit.finish(run_id, audit.RunCounts(
+            new=summary.packages, known=summary.known + summary.already, failed=summary.failed,
+            bytes_read=summary.bytes_read, seconds=summary.seconds))
     return summary
 
 
@@ -172,6 +210,7 @@ def _record(
         summary.failures.append((name, outcome.error))
         return "FAILED"
     scan = outcome.scan
+    summary.bytes_read += scan.meta.size
     summary.warnings.extend(f"{name}: {w}" for w in scan.warnings)
     try:
         inserted, rows = store(scan)

@@ -18,7 +18,8 @@ class ElfRecord:
     elf_type: int
     machine: int
     elf_class: int  # 32 or 64 (EI_CLASS)
-    big_endian: bool  # EI_DATA: with the machine it names the architecture (ppc64 / ppc64le)
+    big_endian: bool | None  # EI_DATA: with the machine it names the architecture (ppc64 /
+    # ppc64le); None when not known (rows made from a repository index alone)
     debug: bool  # a separate debug file (/usr/lib/debug/..., .dwz)
     package_note: str | None = None
 

@@ -288,7 +288,7 @@ def _deb_scan(deb: DebReader, filename: str, options: ScanOptions,
               collected: _Collector) -> PackageScan:
     control = deb.control
     assert control is not None  # DebReader.members() fails without one
-    meta = _deb_meta(control, filename, options)
+    meta = deb_meta(control, filename, options)
     _check_listed_build_ids(control, collected)
     _set_url(meta, options, collected)
     return _finish(meta, collected, deb.verified)
@@ -318,7 +318,7 @@ def deb_distro(version: str, configured: str | None) -> str:
     return "ubuntu" if "ubuntu" in version else "debian"
 
 
-def _deb_meta(control: DebControl, filename: str, options: ScanOptions) -> PackageMeta:
+def deb_meta(control: DebControl, filename: str, options: ScanOptions) -> PackageMeta:
     epoch, version, revision = split_deb_version(control.version)
     plain = control.version.split(":", 1)[1] if ":" in control.version else control.version
     source_version = source_release = ""

@@ -66,7 +66,13 @@ class Package(models.Model):
     imported_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        indexes = [models.Index(fields=["name"], name="package_name_idx")]
+        indexes = [
+            models.Index(fields=["name"], name="package_name_idx"),
+            # The package's identity: an importer skips a file (or a repository index entry)
+            # whose checksum is already here without reading its payload.
+            models.Index(fields=["sha256"], name="package_sha256_idx"),
+            models.Index(fields=["filename"], name="package_filename_idx"),
+        ]
 
     def __str__(self) -> str:
         return str(self.nvra)
@@ -110,3 +116,25 @@ class Counter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}={self.value}"
+
+
+class ImportRun(models.Model):
+    """The audit trail: one row per import run (a directory, a repository), written as it
+    starts and completed when it ends; a row left 'running' is a run that was killed."""
+
+    source = models.CharField(max_length=1024, help_text="path or repository URL (+ suite)")
+    kind = models.CharField(max_length=16, help_text="files, rpm-md, debian")
+    status = models.CharField(max_length=16, default="running", help_text="running, done, failed")
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    new = models.IntegerField(default=0, help_text="packages imported by this run")
+    known = models.IntegerField(default=0, help_text="packages skipped: already imported")
+    failed = models.IntegerField(default=0)
+    bytes_read = models.BigIntegerField(default=0, help_text="package bytes read or downloaded")
+    seconds = models.FloatField(default=0.0)
+
+    class Meta:
+        indexes = [models.Index(fields=["started_at"], name="importrun_started_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.source} {self.started_at:%Y-%m-%d %H:%M}"

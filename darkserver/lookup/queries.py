@@ -13,9 +13,10 @@ from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, router
 from django.db.migrations.executor import MigrationExecutor
+from django.db.models import Max
 
 from darkserver.lookup import counters, replicas
-from darkserver.lookup.models import Build, ElfFile, Package, path_key
+from darkserver.lookup.models import Build, ElfFile, ImportRun, Package, path_key
 from darkserver.lookup.replicas import failover
 
 log = logging.getLogger(__name__)
@@ -259,8 +260,29 @@ def builds_of(name: str) -> list[Row]:
 
 @failover
 def stats() -> dict[str, Any]:
-    """Totals from the counters the importer keeps (counters.py): a few rows, not a scan."""
-    return counters.stats(lookup_alias())
+    """Totals from the counters the importer keeps (counters.py): a few rows, not a scan; and
+    the newest import run of each source."""
+    return counters.stats(lookup_alias()) | {"imports": last_imports()}
+
+
+MAX_IMPORT_SOURCES = 50
+
+
+@failover
+def last_imports() -> list[Row]:
+    """The newest import run of each source (directory, repository), newest first."""
+    latest = ImportRun.objects.values("source").annotate(last=Max("id")).values("last")
+    runs = ImportRun.objects.filter(id__in=latest).order_by("-started_at", "-id")
+    return [
+        {
+            "source": r.source, "kind": r.kind, "status": r.status,
+            "started_at": r.started_at.isoformat(),
+            "finished_at": r.finished_at.isoformat() if r.finished_at else None,
+            "new": r.new, "known": r.known, "failed": r.failed, "bytes": r.bytes_read,
+            "seconds": r.seconds,
+        }
+        for r in runs[:MAX_IMPORT_SOURCES]
+    ]
 
 
 def readiness() -> tuple[bool, dict[str, Any]]:

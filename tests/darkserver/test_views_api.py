@@ -411,8 +411,34 @@ def test_stats(client, apr, make):
             "build_ids": 2,
             "without_build_id": 3,
             "distros": {"fc16": 2, "fc40": 1},
+            "imports": [],
         },
     )
+
+
+def test_stats_show_the_last_import_of_each_source(client, db):
+    from datetime import UTC, datetime, timedelta
+
+    from darkserver.lookup.models import ImportRun
+
+    t0 = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
+    ImportRun.objects.create(source="https://mirror.example/fedora/40/", kind="rpm-md",
+                             status="done", started_at=t0, finished_at=t0 + timedelta(minutes=9),
+                             new=70000, known=0, failed=2, bytes_read=10**11, seconds=540.0)
+    ImportRun.objects.create(source="https://mirror.example/fedora/40/", kind="rpm-md",
+                             status="done", started_at=t0 + timedelta(days=1),
+                             finished_at=t0 + timedelta(days=1, seconds=30), new=12,
+                             known=70000, failed=0, bytes_read=5 * 10**6, seconds=30.5)
+    ImportRun.objects.create(source="/srv/debs", kind="files", started_at=t0)  # killed
+    imports = client.get(reverse("api-stats")).json()["imports"]
+    assert imports == [
+        {"source": "https://mirror.example/fedora/40/", "kind": "rpm-md", "status": "done",
+         "started_at": "2026-12-02T10:00:00+00:00", "finished_at": "2026-12-02T10:00:30+00:00",
+         "new": 12, "known": 70000, "failed": 0, "bytes": 5 * 10**6, "seconds": 30.5},
+        {"source": "/srv/debs", "kind": "files", "status": "running",
+         "started_at": "2026-12-01T10:00:00+00:00", "finished_at": None, "new": 0, "known": 0,
+         "failed": 0, "bytes": 0, "seconds": 0.0},
+    ]
 
 
 def test_health(client):

@@ -57,15 +57,17 @@ def test_packages_of_one_build_share_the_build_row() -> None:
 def test_a_failure_mid_package_leaves_nothing(monkeypatch) -> None:
     scan = make_scan(files=1200)  # three INSERT batches
     calls = {"n": 0}
-    real = ElfFile.objects.bulk_create
+    from django.db.backends.utils import CursorWrapper
 
-    def failing_bulk_create(objs, *args, **kwargs):
+    real = CursorWrapper.executemany
+
+    def failing_executemany(self, sql, param_list):
         calls["n"] += 1
         if calls["n"] == 2:
             raise DatabaseError("disk full (injected)")
-        return real(objs, *args, **kwargs)
+        return real(self, sql, param_list)
 
-    monkeypatch.setattr(ElfFile.objects, "bulk_create", failing_bulk_create)
+    monkeypatch.setattr(CursorWrapper, "executemany", failing_executemany)
     with pytest.raises(DatabaseError):
         store.store_scan(scan)
     assert calls["n"] == 2
@@ -75,8 +77,7 @@ def test_a_failure_mid_package_leaves_nothing(monkeypatch) -> None:
 def test_losing_a_race_to_another_importer_is_not_an_error(monkeypatch) -> None:
     store.store_scan(make_scan())
     # The other importer committed between our existence check and our insert.
-    answers = iter([False, True])
-    monkeypatch.setattr(store, "package_exists", lambda nvra: next(answers))
+    monkeypatch.setattr(store, "stored_package", lambda nvra: None)
     result = store.store_scan(make_scan())
     assert not result.inserted
     assert Package.objects.count() == 1 and ElfFile.objects.count() == 3
@@ -149,3 +150,27 @@ def test_counters_stay_exact_when_importers_race() -> None:
     assert Package.objects.count() == 8
     assert _counted() == {k: v for k, v in counters.count_rows().items() if v}
     assert _counted()[counters.BUILD_IDS] == 20
+
+
+def test_identity_filled_in_and_changed_content_replaces_rows() -> None:
+    scan = make_scan()
+    scan.meta.sha256, scan.meta.size = "", 0  # as a Koji header import knows it
+    assert store.store_scan(scan).inserted
+    again = make_scan()  # the same package read from its file: now with size and SHA-256
+    result = store.store_scan(again)
+    assert (result.inserted, result.replaced) == (False, False)
+    assert Package.objects.values_list("sha256", "size").get() == ("ab" * 32, 1234)
+    # Same name, other bytes, other ELF files: the rows follow the new content.
+    changed = make_scan(files=2)
+    changed.meta.sha256 = "cd" * 32
+    changed.elves = [ElfRecord(b"\x99" * 20, "/usr/bin/new", 3, 62, False)]
+    result = store.store_scan(changed)
+    assert (result.inserted, result.replaced, result.rows) == (True, True, 1)
+    assert Package.objects.values_list("sha256", flat=True).get() == "cd" * 32
+    assert list(ElfFile.objects.values_list("path", flat=True)) == ["/usr/bin/new"]
+    # rpms compare by SIGMD5: a re-signed copy (other SHA-256, same SIGMD5) is the same.
+    Package.objects.update(sigmd5="0f" * 16)
+    resigned = make_scan()
+    resigned.meta.sha256, resigned.meta.sigmd5 = "ef" * 32, "0f" * 16
+    assert not store.store_scan(resigned).inserted
+    assert list(ElfFile.objects.values_list("path", flat=True)) == ["/usr/bin/new"]

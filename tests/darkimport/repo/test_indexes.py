@@ -1,0 +1,88 @@
+"""The index readers on their own: what they accept, what they refuse."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+from pathlib import Path
+
+import pytest
+
+from darkimport.repo import debian, rpmmd
+from darkimport.repo.entries import RepoError
+from darkimport.repo.fetch import FetchJob, fetch_and_scan
+from darkimport.repo.source import RepoSource
+from darkimport.run.scan import ScanOptions
+from tests.darkimport.repo.conftest import make_deb_archive, make_rpm_repo, serve
+from tests.oracle import package_nvra
+
+PRIMARY = b"""<?xml version="1.0" encoding="UTF-8"?>
+<metadata xmlns="http://linux.duke.edu/metadata/common" packages="2">
+<package type="rpm"><name>a</name><arch>x86_64</arch><version epoch="0" ver="1" rel="2"/>
+<checksum type="sha256" pkgid="YES">AB</checksum><size package="10"/>
+<location href="%s"/></package>
+<package type="rpm"><name>a</name><arch>src</arch><version epoch="0" ver="1" rel="2"/>
+<checksum type="sha256" pkgid="YES">cd</checksum><location href="a.src.rpm"/></package>
+</metadata>"""
+
+
+def test_primary_entries_and_hostile_locations() -> None:
+    (entry,) = rpmmd.parse_primary(io.BytesIO(PRIMARY % b"Packages/a-1-2.x86_64.rpm"))
+    assert (entry.nvra, entry.checksum, entry.size, entry.filename) == (
+        "a-1-2.x86_64", "ab", 10, "a-1-2.x86_64.rpm")
+    for bad in (b"../../etc/passwd", b"/etc/passwd"):
+        with pytest.raises(RepoError, match="outside the repository"):
+            list(rpmmd.parse_primary(io.BytesIO(PRIMARY % bad)))
+    with pytest.raises(RepoError, match="unreadable"):
+        list(rpmmd.parse_primary(io.BytesIO(b"<metadata><package")))
+
+
+def test_rpm_index_entries_match_the_packages(rpms, tmp_path) -> None:
+    repo = make_rpm_repo(tmp_path / "repo", rpms, "xz")
+    entries = list(rpmmd.entries(RepoSource(str(repo))))
+    assert sorted(e.nvra for e in entries) == sorted(package_nvra(p) for p in rpms)
+    # repomd.xml's checksum of primary is checked before it is parsed.
+    repomd = repo / "repodata" / "repomd.xml"
+    href = rpmmd.primary_location(repomd.read_bytes())[0]
+    (repo / href).write_bytes((repo / href).read_bytes()[:-1] + b"\0")
+    with pytest.raises(RepoError, match="does not match repomd.xml"):
+        list(rpmmd.entries(RepoSource(str(repo))))
+
+
+def test_inrelease_armour_and_stanzas_without_checksums(debs, tmp_path) -> None:
+    archive = make_deb_archive(tmp_path / "debian", debs)
+    release = archive / "dists/test/Release"
+    body = release.read_text()
+    signed = ("-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA512\n\n" + body +
+              "-----BEGIN PGP SIGNATURE-----\n\nxyz\n-----END PGP SIGNATURE-----\n")
+    release.unlink()
+    (archive / "dists/test/InRelease").write_text(signed)
+    entries = list(debian.entries(RepoSource(str(archive)), "test"))
+    assert sorted(e.nvra for e in entries) == sorted(package_nvra(d) for d in debs)
+    with pytest.raises(RepoError, match="has no 'SHA256'"):
+        list(debian.parse_packages(io.BytesIO(
+            b"Package: x\nVersion: 1\nArchitecture: amd64\nFilename: pool/x.deb\nSize: 1\n")))
+
+
+def test_download_broken_off_midway_is_retried(rpms, tmp_path) -> None:
+    repo = make_rpm_repo(tmp_path / "repo", rpms)
+    entry = next(e for e in rpmmd.entries(RepoSource(str(repo))) if e.size > 4096)
+    with serve(repo) as http:
+        http.cut_once.add(entry.filename)
+        outcome = fetch_and_scan(FetchJob(http.url, entry, ScanOptions(), retries=2))
+        assert outcome.error == "" and outcome.scan is not None
+        assert outcome.scan.meta.sha256 == entry.checksum
+        assert len(http.got(entry.filename)) == 2
+        http.cut_once.add(entry.filename)
+        once = fetch_and_scan(FetchJob(http.url, entry, ScanOptions(), retries=1))
+        assert once.scan is None and "download failed" in once.error
+        gone = dataclasses.replace(entry, location="Packages/nosuch.rpm")
+        missing = fetch_and_scan(FetchJob(http.url, gone, ScanOptions()))
+        assert missing.error == "download failed: HTTP 404"
+
+
+def test_local_source_refuses_a_missing_directory(tmp_path: Path) -> None:
+    with pytest.raises(RepoError, match="not a directory"):
+        RepoSource(str(tmp_path / "absent"))
+    with pytest.raises(RepoError, match="only http"):
+        RepoSource("ftp://mirror.example/debian")
