@@ -167,8 +167,8 @@ def generate_sqlite(rows: int) -> float:
         con.execute("BEGIN")
         con.execute(
             seq + "INSERT INTO lookup_elffile (id, build_id, path, path_key, elf_type, machine, "
-            "debug, package_note, package_id) SELECT n, sha1b(n), p, pkey(p), "
-            "CASE WHEN n % 7 = 0 THEN 2 ELSE 3 END, 62, n % 5 = 0, NULL, "
+            "elf_class, big_endian, debug, package_note, package_id) SELECT n, sha1b(n), p, "
+            "pkey(p), CASE WHEN n % 7 = 0 THEN 2 ELSE 3 END, 62, 64, 0, n % 5 = 0, NULL, "
             f"(n - 1) % {npackages} + 1 "
             f"FROM (SELECT n, {_PATH_SQLITE} AS p FROM s)", (start, end))
         con.execute("COMMIT")
@@ -300,8 +300,9 @@ def generate_mariadb(rows: int) -> float:
             end = min(rows, start + CHUNK - 1)
             cur.execute(
                 "INSERT INTO lookup_elffile (id, build_id, path, path_key, elf_type, machine, "
-                "debug, package_note, package_id) SELECT n, UNHEX(SHA1(n)), p, "
-                "UNHEX(LEFT(SHA2(p, 256), 32)), IF(n % 7 = 0, 2, 3), 62, n % 5 = 0, NULL, "
+                "elf_class, big_endian, debug, package_note, package_id) SELECT n, "
+                "UNHEX(SHA1(n)), p, UNHEX(LEFT(SHA2(p, 256), 32)), IF(n % 7 = 0, 2, 3), 62, 64, "
+                "0, n % 5 = 0, NULL, "
                 f"(n - 1) % {npackages} + 1 FROM (SELECT seq AS n, {_PATH_MARIADB} AS p "
                 f"FROM seq_{start}_to_{end}) s")
             _log(f"mariadb: {end:,} rows, {time.perf_counter() - started:.0f} s")

@@ -3,10 +3,10 @@
 - darkcore imports none of darkserver, darkimport, darkclient, Django;
 - darkclient imports none of darkserver, darkimport, Django;
 - darkserver never imports darkimport;
-- darkimport touches darkserver and Django only where it stores rows (run/store.py) and where it
-  starts Django (djangosetup.py);
-- nothing imports a CLI module except an entry point: darkimport/cli.py registers the Koji and
-  queue commands, ``python -m darkclient`` runs darkclient/cli.py.
+- darkimport touches darkserver and Django only where it stores rows (run/store.py, and
+  run/audit.py for the import runs) and where it starts Django (djangosetup.py);
+- nothing imports a CLI module except an entry point: darkimport/cli.py registers the Koji,
+  queue and repository commands, ``python -m darkclient`` runs darkclient/cli.py.
 
 Imports inside functions count, and so do dotted strings that name one of our modules
 (``importlib.import_module``).
@@ -29,9 +29,11 @@ FORBIDDEN = {
 }
 # The exceptions to FORBIDDEN: module -> the top-level packages it may import after all.
 STORES_ROWS = {"darkimport.run.store": {"darkserver", "django"},
+               # The audit table's rows (one per import run), beside the packages' in store.
+               "darkimport.run.audit": {"darkserver", "django"},
                "darkimport.djangosetup": {"darkserver", "django"}}
 CLI_ENTRY_POINTS = {
-    "darkimport.cli": {"darkimport.koji.cli", "darkimport.queue.cli"},
+    "darkimport.cli": {"darkimport.koji.cli", "darkimport.queue.cli", "darkimport.repo.cli"},
     "darkclient.__main__": {"darkclient.cli"},
 }
 

@@ -40,7 +40,6 @@ if TYPE_CHECKING:  # the store module needs Django set up before it is imported
 
     StoreFn = Callable[[PackageScan], StoreResult]
 
-_QUERY_BATCH = 500
 
 
 @dataclass(slots=True)
@@ -96,20 +95,13 @@ def read_index(source: RepoSource, suite: str | None, components: Sequence[str] 
 
 def split_known(entries: list[IndexEntry]) -> tuple[list[IndexEntry], list[IndexEntry]]:
     """(entries to import, entries already in the database), by the index's checksums."""
-    from darkserver.lookup.models import Package
+    from darkimport.run.store import package_identities
 
     by_sha = [e.checksum for e in entries if e.checksum_type == "sha256"]
-    known_sha: set[str] = set()
-    for start in range(0, len(by_sha), _QUERY_BATCH):
-        known_sha.update(Package.objects.filter(sha256__in=by_sha[start : start + _QUERY_BATCH])
-                         .values_list("sha256", flat=True))
+    known_sha = {sha for sha, *_rest in package_identities("sha256", by_sha)}
     rest = [e for e in entries if not (e.checksum_type == "sha256" and e.checksum in known_sha)]
-    names = [e.nvra for e in rest]
-    stored: dict[str, tuple[int, str, str]] = {}
-    for start in range(0, len(names), _QUERY_BATCH):
-        rows = Package.objects.filter(nvra__in=names[start : start + _QUERY_BATCH])
-        for nvra, size, sha256, sigmd5 in rows.values_list("nvra", "size", "sha256", "sigmd5"):
-            stored[nvra] = (size, sha256, sigmd5)
+    stored = {nvra: (size, sha256, sigmd5) for nvra, size, sha256, sigmd5
+              in package_identities("nvra", [e.nvra for e in rest])}
 
     def known_by_name(e: IndexEntry) -> bool:
         if e.nvra not in stored:
@@ -147,7 +139,7 @@ def run_repo(
 
     djangosetup.setup()
     from darkimport.run import audit
-    from darkimport.run.store import ensure_schema, store_scan
+    from darkimport.run.store import close_connections, ensure_schema, store_scan
 
     options = options or ScanOptions()
     started = time.monotonic()
@@ -177,9 +169,7 @@ def run_repo(
         fetch.sort(key=lambda e: (-e.size, e.location))
         jobs_list = [FetchJob(source.base, e, options, retries) for e in fetch]
         # Forked workers must not share this process's database socket.
-        from django.db import connections
-
-        connections.close_all()
+        close_connections()
         total, started_fetch = len(jobs_list), time.monotonic()
         for done, outcome in enumerate(iter_parallel(fetch_and_scan, jobs_list, jobs), 1):
             status = _record(summary, outcome, store_scan)

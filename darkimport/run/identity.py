@@ -26,8 +26,6 @@ from pathlib import Path
 from darkcore.errors import PackageError
 from darkcore.rpm import RpmReader
 
-_QUERY_BATCH = 500  # names per IN (...) query
-
 
 @dataclass(frozen=True, slots=True)
 class StoredIdentity:
@@ -52,16 +50,11 @@ def rpm_sigmd5(path: Path) -> str:
 
 def stored_identities(names: Iterable[str]) -> dict[str, list[StoredIdentity]]:
     """The identities of the packages stored under these file names."""
-    from darkserver.lookup.models import Package
+    from darkimport.run.store import package_identities
 
-    unique = sorted(set(names))
     found: dict[str, list[StoredIdentity]] = {}
-    for start in range(0, len(unique), _QUERY_BATCH):
-        rows = Package.objects.filter(filename__in=unique[start : start + _QUERY_BATCH])
-        for filename, size, sha256, sigmd5 in rows.values_list(
-            "filename", "size", "sha256", "sigmd5"
-        ):
-            found.setdefault(filename, []).append(StoredIdentity(size, sha256, sigmd5))
+    for filename, size, sha256, sigmd5 in package_identities("filename", list(names)):
+        found.setdefault(filename, []).append(StoredIdentity(size, sha256, sigmd5))
     return found
 
 

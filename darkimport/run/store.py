@@ -236,6 +236,24 @@ def builds_known(instance: str, wanted: set[tuple[str, str, str]]) -> set[tuple[
     return {row for row in found if row in wanted}
 
 
+# Names or checksums per IN (...) list when asking which packages are known.
+_QUERY_BATCH = 500
+
+
+def package_identities(field: str, values: list[str]) -> list[tuple[str, int, str, str]]:
+    """(``field``'s value, size, sha256, sigmd5) of every stored package whose ``field``
+    (``filename``, ``nvra`` or ``sha256``) is one of ``values``: what the importer compares a
+    file or an index entry with before reading it (run/identity.py, repo/run.py)."""
+    if field not in ("filename", "nvra", "sha256"):
+        raise ValueError(field)
+    unique = sorted(set(values))
+    found: list[tuple[str, int, str, str]] = []
+    for start in range(0, len(unique), _QUERY_BATCH):
+        rows = Package.objects.filter(**{f"{field}__in": unique[start : start + _QUERY_BATCH]})
+        found.extend(rows.values_list(field, "size", "sha256", "sigmd5"))
+    return found
+
+
 def close_connections() -> None:
     """Close this process's database connections (before forking workers that open their own)."""
     from django.db import connections

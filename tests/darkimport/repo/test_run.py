@@ -149,8 +149,8 @@ def test_killed_run_resumes_where_it_stopped(sample_set, rpms, tmp_path) -> None
         while len(committed()) < 2 and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
         proc.send_signal(signal.SIGKILL)
-        proc.communicate()
-        assert proc.returncode == -signal.SIGKILL
+        out, err = proc.communicate()
+        assert proc.returncode == -signal.SIGKILL, err.decode()[-3000:]
         before = committed()
         assert 2 <= len(before) < len(rpms)
         http.delay.clear()

@@ -163,7 +163,7 @@ def test_identity_filled_in_and_changed_content_replaces_rows() -> None:
     # Same name, other bytes, other ELF files: the rows follow the new content.
     changed = make_scan(files=2)
     changed.meta.sha256 = "cd" * 32
-    changed.elves = [ElfRecord(b"\x99" * 20, "/usr/bin/new", 3, 62, False)]
+    changed.elves = [ElfRecord(b"\x99" * 20, "/usr/bin/new", 3, 62, 64, False, False)]
     result = store.store_scan(changed)
     assert (result.inserted, result.replaced, result.rows) == (True, True, 1)
     assert Package.objects.values_list("sha256", flat=True).get() == "cd" * 32
