@@ -12,7 +12,7 @@ In the same run, debuginfod (no scan dirs) answering GET /buildid/<unknown>/debu
 the same wrk settings. Prints one table and the targets.
 
     .venv/bin/python bench/bench_lookup.py [--backend sqlite|mariadb|both] [--rows N]
-        [--duration S] [--configs uvicorn:2,gthread:2x2,sync:2] [--profile]
+        [--duration S] [--configs edge:2,uvicorn:2,gthread:2x2,sync:2] [--profile]
 
 --profile also times the WSGI app in-process (no HTTP server) with the configured database
 settings and with a few what-ifs, and prints cProfile tops of one GET and of a batch.
@@ -221,9 +221,10 @@ def parse_config(text: str) -> tuple[str, int, int]:
     return kind, int(workers or 2), int(threads or 1)
 
 
-# gunicorn worker kinds: the default ASGI setup (uvicorn's worker) and gunicorn's own WSGI ones.
-ASGI_WORKER = "uvicorn_worker.UvicornWorker"
-WORKER_KINDS = {"uvicorn": ASGI_WORKER, "sync": "sync", "gthread": "gthread"}
+# gunicorn worker kinds: the default ASGI setup ("edge": uvicorn's worker with the HTTP edge's
+# bounds, darkserver/httpedge.py), uvicorn's plain worker, and gunicorn's own WSGI ones.
+ASGI_WORKERS = {"edge": "darkserver.httpedge.EdgeWorker", "uvicorn": "uvicorn_worker.UvicornWorker"}
+WORKER_KINDS = {**ASGI_WORKERS, "sync": "sync", "gthread": "gthread"}
 
 
 def start_service(url: str, port: int, config: str) -> subprocess.Popen[bytes]:
@@ -233,7 +234,8 @@ def start_service(url: str, port: int, config: str) -> subprocess.Popen[bytes]:
                DARKSERVER_WORKER_CLASS=worker_class, DARKSERVER_THREADS=str(threads),
                DARKSERVER_LOG_LEVEL="ERROR")  # no "Not Found" lines
     env.pop("DARKSERVER_ACCESS_LOG", None)
-    app = "darkserver.asgi:application" if worker_class == ASGI_WORKER else "darkserver.wsgi"
+    asgi = worker_class in ASGI_WORKERS.values()
+    app = "darkserver.asgi:application" if asgi else "darkserver.wsgi"
     cmd = [str(VENV / "gunicorn"), "-c", "conf/gunicorn.conf.py",
            "--bind", f"127.0.0.1:{port}", app]
     return subprocess.Popen(cmd, cwd=ROOT, env=env)
@@ -516,7 +518,7 @@ def main() -> None:
     ap.add_argument("--backend", choices=("sqlite", "mariadb", "both"), default="both")
     ap.add_argument("--rows", type=int, default=10_000_000)
     ap.add_argument("--duration", type=float, default=10.0, help="seconds per wrk run")
-    ap.add_argument("--configs", default="uvicorn:2,gthread:2x2",
+    ap.add_argument("--configs", default="edge:2,uvicorn:2",
                     help="gunicorn settings to try: kind:WORKERS[xTHREADS], comma-separated")
     ap.add_argument("--profile", action="store_true",
                     help="also time the WSGI app in-process and print a cProfile of it")
