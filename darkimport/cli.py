@@ -9,14 +9,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable
 
 from darkcore.extras import require
 from darkcore.settings import DEB_DISTRO, ConfigError
 from darkcore.urltemplates import DEFAULT_URL_TEMPLATES, url_templates
-from darkimport.run.importrun import default_jobs, progress_stream, run_import
+from darkimport.run.importrun import default_jobs, progress_stream, report, run_import
 from darkimport.run.scan import ScanOptions
 
 # Subcommands live in their own modules; each offers ``register(subparsers)``.
@@ -80,16 +79,7 @@ def import_files(argv: list[str]) -> int:
     progress = None if args.quiet or args.json else progress_stream()
     summary = run_import(args.paths, options, max(1, args.jobs), progress=progress,
                          rescan=args.rescan)
-    if args.json:
-        print(json.dumps(summary.as_dict(), indent=2))
-    else:
-        if not args.quiet:
-            for warning in summary.warnings:
-                print(f"warning: {warning}", file=sys.stderr)
-        for name, reason in summary.failures:
-            print(f"FAILED {name}: {reason}", file=sys.stderr)
-        print(summary.line())
-    return 1 if summary.failed else 0
+    return report(summary, args.json, args.quiet)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -7,7 +7,6 @@ A dnf/yum repository (``URL/repodata/repomd.xml``) or, with ``--suite``, a Debia
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
@@ -54,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     from darkcore.urltemplates import url_templates
     from darkimport.repo.entries import RepoError
     from darkimport.repo.run import progress_stream, run_repo
+    from darkimport.run.importrun import report
     from darkimport.run.scan import ScanOptions
 
     if (args.component or args.arch) and not args.suite:
@@ -68,13 +68,4 @@ def run(args: argparse.Namespace) -> int:
     except RepoError as exc:
         print(f"darkserver-import repo: {exc}", file=sys.stderr)
         return 2
-    if args.json:
-        print(json.dumps(summary.as_dict(), indent=2))
-    else:
-        if not args.quiet:
-            for warning in summary.warnings:
-                print(f"warning: {warning}", file=sys.stderr)
-        for name, reason in summary.failures:
-            print(f"FAILED {name}: {reason}", file=sys.stderr)
-        print(summary.line())
-    return 1 if summary.failed else 0
+    return report(summary, args.json, args.quiet)

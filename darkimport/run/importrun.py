@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import functools
+import json
 import multiprocessing
 import os
 import sys
@@ -17,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO, TypeVar
+from typing import Protocol, TextIO, TypeVar
 
 from darkcore.errors import PackageError, UnsupportedPackage
 from darkimport.run.records import PackageScan
@@ -32,6 +33,33 @@ class Outcome:
     scan: PackageScan | None = None
     error: str = ""
     skipped: str = ""  # why a package was deliberately not imported (source rpm, ...)
+
+
+class Reported(Protocol):
+    """What a run's summary offers the command that prints it (Summary, RepoSummary)."""
+
+    failed: int
+    warnings: list[str]
+    failures: list[tuple[str, str]]
+
+    def line(self) -> str: ...
+
+    def as_dict(self) -> dict[str, object]: ...
+
+
+def report(summary: Reported, as_json: bool, quiet: bool) -> int:
+    """Print a run's summary the way every import command does; the exit status: 1 when a
+    package failed, else 0."""
+    if as_json:
+        print(json.dumps(summary.as_dict(), indent=2))
+    else:
+        if not quiet:
+            for warning in summary.warnings:
+                print(f"warning: {warning}", file=sys.stderr)
+        for name, reason in summary.failures:
+            print(f"FAILED {name}: {reason}", file=sys.stderr)
+        print(summary.line())
+    return 1 if summary.failed else 0
 
 
 @dataclass(slots=True)
