@@ -18,6 +18,7 @@ from darkimport.koji.conf import KojiInstance
 from darkimport.koji.source import KojiSource, RetryPolicy
 from darkimport.queue.messages import Publisher, QueueConfig
 from darkserver.lookup.models import Build
+from tests.amqp import take_all
 from tests.kojihub import KojiHub, cached_rpms
 
 AMQP = TEST_AMQP_URL.get()
@@ -52,17 +53,7 @@ def hub(tmp_path: Path) -> Iterator[KojiHub]:
 
 
 def queued(cfg: QueueConfig) -> list[object]:
-    connection = pika.BlockingConnection(pika.URLParameters(AMQP))
-    found = []
-    try:
-        channel = connection.channel()
-        while True:
-            method, _props, body = channel.basic_get(cfg.queue, auto_ack=True)
-            if method is None:
-                return found
-            found.append(json.loads(body)["build"])
-    finally:
-        connection.close()
+    return [json.loads(body)["build"] for _props, body in take_all(cfg.queue, AMQP)]
 
 
 def source(hub: KojiHub) -> KojiSource:

@@ -33,6 +33,7 @@ from koji.context import context
 from darkcore.settings import TEST_AMQP_URL
 from darkimport.queue import fedmsg_consumer
 from darkimport.queue.messages import ATTEMPTS, QueueConfig, declare
+from tests.amqp import take_all
 
 AMQP = TEST_AMQP_URL.get()
 PLUGIN_DIR = Path(__file__).resolve().parents[3] / "conf" / "koji-hub-plugin"
@@ -56,19 +57,12 @@ def queue() -> Iterator[QueueConfig]:
 
 
 def drain(cfg: QueueConfig) -> list[tuple[dict[str, object], dict[str, object]]]:
-    connection = pika.BlockingConnection(pika.URLParameters(AMQP))
     found = []
-    try:
-        channel = connection.channel()
-        while True:
-            method, props, body = channel.basic_get(cfg.queue, auto_ack=True)
-            if method is None:
-                return found
-            assert props.delivery_mode == 2  # persistent
-            assert abs(props.timestamp - time.time()) < 600  # for the worker's queue lag
-            found.append((dict(props.headers or {}), json.loads(body)))
-    finally:
-        connection.close()
+    for props, body in take_all(cfg.queue, AMQP):
+        assert props.delivery_mode == 2  # persistent
+        assert abs(props.timestamp - time.time()) < 600  # for the worker's queue lag
+        found.append((dict(props.headers or {}), json.loads(body)))
+    return found
 
 
 def builds_in(cfg: QueueConfig) -> list[object]:
