@@ -109,7 +109,7 @@ SEED = r"""
 import json, sys
 import django
 django.setup()
-from darkserver.lookup.models import Build, Package, ElfFile, path_key
+from darkserver.lookup.models import Build, Package, ElfFile, Path
 spec = json.load(open(sys.argv[1]))
 for m in spec:
     b = Build.objects.create(instance="primary", name=m["name"], version="1.0",
@@ -121,8 +121,9 @@ for m in spec:
             release="1.fc40", arch="x86_64", filename=nvra + ".rpm", size=m["size"],
             sha256=m["sha256"], url=m["koji"] + f"/packages/{m['name']}/1.0/1.fc40/x86_64/"
             + nvra + ".rpm")
-        ElfFile.objects.create(package=p, build_id=bytes.fromhex(m["buildid"]), path=path,
-            path_key=path_key(path), elf_type=3, machine=62, debug=debug)
+        bid = bytes.fromhex(m["buildid"])
+        ElfFile.objects.create(package=p, build_id=bid, path=Path.of(path, bid, name),
+            elf_type=3, machine=62, debug=debug)
 """
 
 

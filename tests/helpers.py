@@ -104,3 +104,14 @@ def live_app() -> Iterator[str]:
         thread.terminate()
         for conn in overrides.values():
             conn.dec_thread_sharing()
+
+
+def elf_rows(queryset: Any = None) -> set[tuple[str, str, str]]:
+    """(build-id hex, install path, package NVRA) of the stored ELF rows (of ``queryset``),
+    the paths expanded as the service reads them (darkserver/lookup/paths.py)."""
+    from darkserver.lookup import paths
+    from darkserver.lookup.models import ElfFile
+
+    rows = (ElfFile.objects.all() if queryset is None else queryset).values_list(
+        "build_id", "path__path", "package__nvra")
+    return {(bytes(b).hex(), paths.expand(p, bytes(b)), n) for b, p, n in rows}

@@ -16,8 +16,16 @@ from django.db import IntegrityError, connections, router, transaction
 from django.db.models import F
 
 from darkimport.run.records import ElfRecord, PackageMeta, PackageScan, Provenance
-from darkserver.lookup import counters
-from darkserver.lookup.models import Build, Counter, ElfFile, Package, path_key
+from darkserver.lookup import counters, paths
+from darkserver.lookup.models import (
+    Build,
+    Counter,
+    ElfFile,
+    Package,
+    Path,
+    package_elves,
+    path_key,
+)
 
 # Rows per INSERT: large enough to amortise round trips, small enough for SQLite's
 # variable limit (9 columns x 500 rows).
@@ -65,6 +73,10 @@ def store_scan(scan: PackageScan, provenance: Provenance | None = None) -> Store
         _fill_identity(stored, meta)
         return StoreResult(meta.nvra, inserted=False, rows=0)
     _ensure_counters((*counters.TOTALS, counters.DISTRO + meta.distro))
+    rows = _unique_paths(scan)
+    # Path rows are shared by every build of the name and never deleted: made before the
+    # package's transaction, like the counters, so that racing importers do not fail on them.
+    path_ids = _path_ids(meta.name, rows)
     try:
         with transaction.atomic():
             # Taken first by every import, so that whether a build-id is new is decided by one
@@ -74,13 +86,13 @@ def store_scan(scan: PackageScan, provenance: Provenance | None = None) -> Store
             if stored is not None and not _remove(stored):
                 # Another importer replaced it first: that copy stands.
                 return StoreResult(meta.nvra, inserted=False, rows=0)
-            rows = _insert(scan, prov)
+            _insert(scan, prov, rows, path_ids)
     except IntegrityError:
         # Another importer committed the same package first: that copy stands.
         if package_exists(meta.nvra):
             return StoreResult(meta.nvra, inserted=False, rows=0)
         raise
-    return StoreResult(meta.nvra, inserted=True, rows=rows, replaced=stored is not None)
+    return StoreResult(meta.nvra, inserted=True, rows=len(rows), replaced=stored is not None)
 
 
 def _fill_identity(stored: Package, meta: PackageMeta) -> None:
@@ -96,15 +108,26 @@ def _fill_identity(stored: Package, meta: PackageMeta) -> None:
 def _remove(stored: Package) -> bool:
     """Delete a stored package whose file changed (its rows go with it) and take its share off
     the counters; False when the row compared is no longer there as it was."""
-    elves = ElfFile.objects.filter(package_id=stored.pk)
-    old_ids = {bytes(b) for b in elves.values_list("build_id", flat=True)}
-    old_rows = elves.count()
     distro = Build.objects.filter(pk=stored.build_id).values_list("distro", flat=True).first()
-    # Only the row we compared is replaced: a concurrent replacement leaves no row.
-    deleted, _ = Package.objects.filter(pk=stored.pk, sha256=stored.sha256,
-                                        sigmd5=stored.sigmd5).delete()
-    if not deleted:
-        return False
+    # Only the row we compared is replaced: a concurrent replacement leaves no row. A plain
+    # DELETE: the ORM's cascade would look for the ELF rows by package alone, which no index
+    # serves (a scan of every row); they go through the (path, package) index below.
+    connection = connections[router.db_for_write(Package)]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"DELETE FROM {connection.ops.quote_name(Package._meta.db_table)} "
+            "WHERE id = %s AND sha256 = %s AND sigmd5 = %s",
+            (stored.pk, stored.sha256, stored.sigmd5))
+        if not cursor.rowcount:
+            return False
+    old_ids: set[bytes] = set()
+    old_rows = 0
+    for where in package_elves(stored.pk, stored.name):
+        elves = ElfFile.objects.filter(where)
+        found = [bytes(b) for b in elves.values_list("build_id", flat=True)]
+        old_ids.update(found)
+        old_rows += len(found)
+        elves.delete()
     still = _known_build_ids(old_ids)
     _add({
         counters.PACKAGES: -1,
@@ -116,9 +139,9 @@ def _remove(stored: Package) -> bool:
     return True
 
 
-def _insert(scan: PackageScan, prov: Provenance) -> int:
-    """The package's rows and its share of the counters; call inside a transaction. Returns
-    the number of ELF rows."""
+def _insert(scan: PackageScan, prov: Provenance, rows: list[ElfRecord],
+            path_ids: dict[str, int]) -> None:
+    """The package's rows and its share of the counters; call inside a transaction."""
     meta = scan.meta
     build, build_created = _build_for(scan, prov)
     package = Package.objects.create(
@@ -139,10 +162,9 @@ def _insert(scan: PackageScan, prov: Provenance) -> int:
         elf_files=scan.elf_files,
         without_build_id=scan.without_build_id,
     )
-    rows = _unique_paths(scan)
     ids = {rec.build_id for rec in rows}
     new_ids = len(ids - _known_build_ids(ids))
-    _insert_elf_rows(package.pk, rows)
+    _insert_elf_rows(package.pk, rows, path_ids)
     _add({
         counters.BUILDS: int(build_created),
         counters.PACKAGES: 1,
@@ -151,28 +173,54 @@ def _insert(scan: PackageScan, prov: Provenance) -> int:
         counters.WITHOUT_BUILD_ID: scan.without_build_id,
         counters.DISTRO + build.distro: 1,
     })
-    return len(rows)
 
 
-_ELF_COLUMNS = ("package", "build_id", "path", "path_key", "elf_type", "machine", "elf_class",
+def _path_ids(name: str, rows: list[ElfRecord]) -> dict[str, int]:
+    """{stored text: lookup_path id} of the rows of a package named ``name`` (paths.py), the
+    missing path rows made (INSERT IGNORE: a racing importer's copy is as good)."""
+    texts = {paths.stored(rec.path, rec.build_id) for rec in rows}
+    keys = {(text, paths.scope_of(text, name)): path_key(text) for text in texts}
+    found: dict[str, int] = {}
+    for attempt in range(2):
+        missing = []
+        items = list(keys.items())
+        for start in range(0, len(items), _BATCH):
+            chunk = dict(items[start : start + _BATCH])
+            stored = Path.objects.filter(path_key__in=set(chunk.values())).values_list(
+                "id", "path", "scope")
+            found.update((text, pk) for pk, text, scope in stored
+                         if (text, bytes(scope)) in chunk)
+            missing += [k for k in chunk if k[0] not in found]
+        if not missing or attempt:
+            break
+        Path.objects.bulk_create(
+            [Path(path=text, scope=scope, path_key=keys[text, scope]) for text, scope in missing],
+            batch_size=_BATCH, ignore_conflicts=True)
+    return found
+
+
+_ELF_COLUMNS = ("package", "build_id", "path", "elf_type", "machine", "elf_class",
                 "big_endian", "debug", "package_note")
 
 
-def _insert_elf_rows(package_id: int, rows: list[ElfRecord]) -> None:
+def _insert_elf_rows(package_id: int, rows: list[ElfRecord], path_ids: dict[str, int]) -> None:
     """One INSERT per batch through the DB-API's executemany: the ORM's bulk_create spent its
     time building model instances and SQL per row (2.7 s under cProfile for the benchmark
-    corpus's 5,400 rows, against 0.4 s in SQLite itself), the largest non-decode cost."""
+    corpus's 5,400 rows, against 0.4 s in SQLite itself), the largest non-decode cost. In
+    build-id order: the primary key's, so InnoDB appends within each build-id's place."""
     connection = connections[router.db_for_write(ElfFile)]
     quote = connection.ops.quote_name
     columns = ", ".join(quote(ElfFile._meta.get_field(c).column) for c in _ELF_COLUMNS)
     sql = (f"INSERT INTO {quote(ElfFile._meta.db_table)} ({columns}) "
            f"VALUES ({', '.join(['%s'] * len(_ELF_COLUMNS))})")
+    ordered = sorted(rows, key=lambda rec: rec.build_id)
     with connection.cursor() as cursor:
-        for start in range(0, len(rows), _BATCH):
+        for start in range(0, len(ordered), _BATCH):
             cursor.executemany(sql, [
-                (package_id, rec.build_id, rec.path, path_key(rec.path), rec.elf_type,
-                 rec.machine, rec.elf_class, rec.big_endian, rec.debug, rec.package_note)
-                for rec in rows[start : start + _BATCH]
+                (package_id, rec.build_id, path_ids[paths.stored(rec.path, rec.build_id)],
+                 rec.elf_type, rec.machine, rec.elf_class, rec.big_endian, rec.debug,
+                 rec.package_note)
+                for rec in ordered[start : start + _BATCH]
             ])
 
 

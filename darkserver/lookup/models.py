@@ -1,7 +1,10 @@
 """The schema: a build has packages (rpm or deb); a package has ELF files, one row per path.
 
-Sized for 10^8 ELF rows: the build-id is stored as binary (VARBINARY(64) on MySQL), the install
-path is indexed through a 16-byte hash rather than the text, so both indexes stay small.
+Sized for 10^8 ELF rows (about 105 bytes each, all indexes included, on MariaDB): the ELF row's
+primary key is (build-id, package, path), so InnoDB keeps a build-id's rows together and a lookup
+is one range read; the build-id is binary (VARBINARY(64) on MySQL); the path text lives once per
+package name in ``Path`` (the builds of a package install the same paths), and a ``.build-id``
+debug path is one shared template row (paths.py).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import hashlib
 
 from django.db import models
 
+from darkserver.lookup import paths
 from darkserver.lookup.fields import ShortBinaryField
 
 MAX_BUILD_ID_BYTES = 64
@@ -46,6 +50,8 @@ class Build(models.Model):
 class Package(models.Model):
     """One binary package file: an rpm or a deb."""
 
+    # 4 bytes, not 8: the id is in every ELF row's primary key and index (10^8 rows).
+    id = models.AutoField(primary_key=True, auto_created=True, serialize=False, verbose_name="ID")
     build = models.ForeignKey(Build, on_delete=models.CASCADE, related_name="packages")
     kind = models.CharField(max_length=8)
     # rpm: N-V-R.A (no .rpm); deb: name_version_arch. Unique: re-importing is a no-op.
@@ -78,13 +84,51 @@ class Package(models.Model):
         return str(self.nvra)
 
 
-class ElfFile(models.Model):
-    """One install path of one ELF file in a package (hard links get one row each)."""
+class Path(models.Model):
+    """An install path's text, once per package name (``scope``: the name's UTF-8 bytes) for all
+    the builds of that name; or a template shared by every package (paths.py, scope b"")."""
 
-    package = models.ForeignKey(Package, on_delete=models.CASCADE, related_name="elf_rows")
-    build_id = ShortBinaryField(max_length=MAX_BUILD_ID_BYTES)
+    id = models.AutoField(primary_key=True, auto_created=True, serialize=False, verbose_name="ID")
+    scope = ShortBinaryField(max_length=800)  # a package name of up to 200 characters
     path = models.TextField()
     path_key = ShortBinaryField(max_length=16)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["path_key", "scope"], name="path_key_scope_unique")
+        ]
+        # A package's rows are found through its name's paths (package_elves).
+        indexes = [models.Index(fields=["scope"], name="path_scope_idx")]
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    @classmethod
+    def of(cls, path: str, build_id: bytes, package_name: str) -> Path:
+        """The row an ELF row of ``build_id`` at ``path`` in a package named ``package_name``
+        points to, made if missing: for tests and one-off writers (the importer makes its
+        package's rows in bulk, run/store.py)."""
+        text = paths.stored(path, build_id)
+        found: Path = cls.objects.get_or_create(
+            path_key=path_key(text), scope=paths.scope_of(text, package_name),
+            defaults={"path": text})[0]
+        return found
+
+
+class ElfFile(models.Model):
+    """One install path of one ELF file in a package (hard links get one row each).
+
+    No id, no path text: the primary key (build-id, package, path) is the row's identity and
+    its lookup order. The one secondary index (path, package) serves the path lookup and a
+    package's rows (package_elves). ``package`` has no foreign-key constraint, which would
+    need an index of its own; the importer deletes a package's rows itself (run/store.py).
+    """
+
+    pk = models.CompositePrimaryKey("build_id", "package", "path")
+    build_id = ShortBinaryField(max_length=MAX_BUILD_ID_BYTES)
+    package = models.ForeignKey(Package, on_delete=models.CASCADE, related_name="elf_rows",
+                                db_constraint=False, db_index=False)
+    path = models.ForeignKey(Path, on_delete=models.PROTECT, related_name="+", db_index=False)
     elf_type = models.PositiveSmallIntegerField()
     machine = models.PositiveSmallIntegerField()
     # EI_CLASS and EI_DATA: with e_machine they name the architecture (ppc64 against ppc64le,
@@ -95,16 +139,34 @@ class ElfFile(models.Model):
     package_note = models.TextField(null=True, blank=True, help_text="FDO .note.package JSON")
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["package", "path_key"], name="elf_package_path_unique")
-        ]
-        indexes = [
-            models.Index(fields=["build_id"], name="elf_build_id_idx"),
-            models.Index(fields=["path_key"], name="elf_path_key_idx"),
-        ]
+        indexes = [models.Index(fields=["path", "package"], name="elf_path_package_idx")]
 
     def __str__(self) -> str:
-        return f"{self.build_id.hex()} {self.path}"
+        return f"{self.build_id.hex()} {self.path_text}"
+
+    @property
+    def path_text(self) -> str:
+        """The install path (a query per row unless ``path`` was selected with it)."""
+        return paths.expand(self.path.path, bytes(self.build_id))
+
+
+def package_path_ids(name: str, using: str | None = None) -> list[int]:
+    """The ids of every path a package named ``name`` can have a row at: its name's paths and
+    the shared templates."""
+    scopes = [paths.scope(name), paths.TEMPLATE_SCOPE]
+    return list(Path.objects.using(using).filter(scope__in=scopes).values_list("id", flat=True))
+
+
+def package_elves(package_id: int, name: str, using: str | None = None) -> list[models.Q]:
+    """Filters (one per batch of path ids) selecting the ELF rows of package ``package_id``
+    (named ``name``) through the (path, package) index: OR them, or query each."""
+    ids = package_path_ids(name, using)
+    return [models.Q(path_id__in=ids[i : i + PATH_BATCH], package_id=package_id)
+            for i in range(0, len(ids), PATH_BATCH)]
+
+
+# Path ids per IN (...) list (SQLite's variable limit).
+PATH_BATCH = 500
 
 
 class Counter(models.Model):

@@ -13,10 +13,18 @@ from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, router
 from django.db.migrations.executor import MigrationExecutor
-from django.db.models import Max
+from django.db.models import Max, Q
 
-from darkserver.lookup import counters, replicas
-from darkserver.lookup.models import Build, ElfFile, ImportRun, Package, path_key
+from darkserver.lookup import counters, paths, replicas
+from darkserver.lookup.models import (
+    Build,
+    ElfFile,
+    ImportRun,
+    Package,
+    Path,
+    package_elves,
+    path_key,
+)
 from darkserver.lookup.replicas import failover
 
 log = logging.getLogger(__name__)
@@ -28,13 +36,16 @@ PACKAGE_FIELDS = (
     "sigmd5", "url", "koji_rpm_id",
 )
 BUILD_FIELDS = ("name", "epoch", "version", "release", "distro", "instance", "koji_build_id")
-# One ELF row with its package and build, as serialize.py reads it.
+# One ELF row with its path text, package and build, as serialize.py reads it (under the keys
+# ROW_KEYS: the path text as "path").
 MATCH_FIELDS = (
-    "build_id", "path", "elf_type", "machine", "elf_class", "big_endian", "debug", "package_note",
-    "package_id",
+    "build_id", "path__path", "elf_type", "machine", "elf_class", "big_endian", "debug",
+    "package_note", "package_id",
     *(f"package__{f}" for f in PACKAGE_FIELDS),
     *(f"package__build__{f}" for f in BUILD_FIELDS),
 )
+ROW_KEYS = ("build_id", "path", *MATCH_FIELDS[2:])
+_PATH = 1  # the path's place in a row
 # Ids per IN (...) list: under SQLite's historic 999-variable limit, few round trips for 10^4 ids.
 CHUNK = 500
 
@@ -108,13 +119,27 @@ def _raw(build_ids: list[bytes], fetch: Fetch | None = None) -> Sequence[Sequenc
     return (fetch or _django_fetch)(size, params)
 
 
+def _expanded(row: Sequence[Any]) -> Row:
+    """A raw row (MATCH_FIELDS in order) as serialize reads it (ROW_KEYS), its path text
+    expanded from the row's own build-id when it is a template (paths.py)."""
+    found = dict(zip(ROW_KEYS, row, strict=True))
+    if paths.MARK in found["path"]:
+        found["path"] = paths.expand(found["path"], bytes(found["build_id"]))
+    return found
+
+
+def _values(rows: Iterable[Row]) -> list[Row]:
+    """``.values(*MATCH_FIELDS)`` rows as serialize reads them."""
+    return [_expanded([r[f] for f in MATCH_FIELDS]) for r in rows]
+
+
 def _rows(build_ids: list[bytes], fetch: Fetch | None = None) -> list[Row]:
     """Rows with any of ``build_ids`` (at most CHUNK) in one query, in no particular order.
 
     The values are the database's own: ``debug`` may be 0/1 and ``build_id`` bytes or a
     memoryview, which ``serialize`` accepts.
     """
-    return [dict(zip(MATCH_FIELDS, row, strict=True)) for row in _raw(build_ids, fetch)]
+    return [_expanded(row) for row in _raw(build_ids, fetch)]
 
 
 def raw_rows(build_ids: list[bytes], fetch: Fetch) -> list[Sequence[Any]]:
@@ -180,16 +205,32 @@ def by_prefix(prefix: str, limit: int) -> tuple[list[Row], bool]:
     qs = ElfFile.objects.filter(build_id__gte=low)
     if high is not None:
         qs = qs.filter(build_id__lt=high)
-    rows = list(qs.order_by("build_id", "package__nvra", "path").values(*MATCH_FIELDS)[: limit + 1])
+    ordered = qs.order_by("build_id", "package__nvra", "path__path").values(*MATCH_FIELDS)
+    rows = _values(ordered[: limit + 1])
+    # A template's text sorts apart from the paths it stands for: the order of the expanded ones.
+    rows.sort(key=lambda r: (bytes(r["build_id"]), r["package__nvra"], r["path"]))
     return rows[:limit], len(rows) > limit
 
 
 @failover
 def by_path(path: str, limit: int) -> tuple[list[Row], bool]:
-    """Rows installed at ``path``: found through the 16-byte path hash index, then compared."""
-    qs = ElfFile.objects.filter(path_key=path_key(path), path=path)
-    rows = list(qs.order_by("package__nvra").values(*MATCH_FIELDS)[: limit + 1])
+    """Rows installed at ``path``: its path rows found through the 16-byte path hash (of every
+    package name), then the ELF rows through the (path, package) index. A ``.build-id`` path
+    is also searched as its template with its build-id."""
+    where = Q(path_id__in=_path_ids(path))
+    template = paths.split(path)
+    if template is not None:
+        text, build_id = template
+        where |= Q(path_id__in=_path_ids(text), build_id=build_id)
+    qs = ElfFile.objects.filter(where)
+    rows = _values(qs.order_by("package__nvra").values(*MATCH_FIELDS)[: limit + 1])
     return rows[:limit], len(rows) > limit
+
+
+def _path_ids(text: str) -> list[int]:
+    """The lookup_path ids holding ``text`` (one per package name that has it)."""
+    found = Path.objects.filter(path_key=path_key(text), path=text)
+    return list(found.values_list("id", flat=True))
 
 
 @failover
@@ -229,10 +270,14 @@ def source_rows(package_ids: Iterable[int]) -> list[Row]:
 @failover
 def package_rows(nvra: str) -> tuple[Row | None, list[Row]]:
     """A package (see package_row) and its ELF rows in path order."""
-    rows = list(
-        ElfFile.objects.filter(package__nvra=nvra).order_by("path").values(*MATCH_FIELDS)
-    )
+    package = Package.objects.filter(nvra=nvra).values("id", "name").first()
+    if package is None:
+        return None, []
+    rows: list[Row] = []
+    for where in package_elves(package["id"], package["name"]):
+        rows += _values(ElfFile.objects.filter(where).values(*MATCH_FIELDS))
     if rows:
+        rows.sort(key=lambda r: r["path"])
         return rows[0], rows
     # A package without ELF files with build-ids is still known: say so rather than 404.
     return package_row(nvra), []

@@ -22,7 +22,8 @@ import pytest
 
 from darkcore.elf import read_elf_path
 from darkimport import samples
-from darkserver.lookup.models import Build, ElfFile, Package, path_key
+from darkserver.lookup.models import Build, ElfFile, Package
+from darkserver.lookup.models import Path as PathRow
 from tests.helpers import live_app
 from tests.programs import (
     LIBA_C,
@@ -174,8 +175,9 @@ def add_package(nvra_name: str, build: Build, rpm: Path | None, url: str,
         size=size if size is not None else (rpm.stat().st_size if rpm else 0),
         sha256=sha if sha is not None else (sha256(rpm) if rpm else ""), url=url)
     for bid, path, debug in elves:
-        ElfFile.objects.create(package=pkg, build_id=bytes.fromhex(bid), path=path,
-                               path_key=path_key(path), elf_type=3, machine=62, debug=debug)
+        ElfFile.objects.create(package=pkg, build_id=bytes.fromhex(bid),
+                               path=PathRow.of(path, bytes.fromhex(bid), pkg.name),
+                               elf_type=3, machine=62, debug=debug)
     return pkg
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from darkserver.lookup.models import Build, ElfFile, Package, path_key
+from darkserver.lookup.models import Build, ElfFile, Package, Path
 from tests.helpers import live_app
 
 APR_ID = "868357887701f51d867eacd0da6e5af6d8c70ce2"
@@ -51,8 +51,9 @@ def make_package(build: Build | None = None, **fields: Any) -> Package:
 
 def make_elf(package: Package, build_id: str, path: str, **fields: Any) -> ElfFile:
     values: dict[str, Any] = {
-        "package": package, "build_id": bytes.fromhex(build_id), "path": path,
-        "path_key": path_key(path), "elf_type": 3, "machine": 62, "elf_class": 64,
+        "package": package, "build_id": bytes.fromhex(build_id),
+        "path": Path.of(path, bytes.fromhex(build_id), package.name), "elf_type": 3,
+        "machine": 62, "elf_class": 64,
         "big_endian": False,
         "debug": path.startswith("/usr/lib/debug/"),
     }

@@ -8,7 +8,7 @@ import pytest
 from django.urls import reverse
 
 from darkserver.lookup import counters
-from darkserver.lookup.models import ElfFile, path_key
+from darkserver.lookup.models import ElfFile, Path
 from tests.darkserver.conftest import (
     APR_DEBUG_PATH,
     APR_DEBUG_URL,
@@ -162,8 +162,7 @@ def test_batch_of_5000_ids_is_a_handful_of_queries(client, make, django_assert_m
         ElfFile(
             package=packages[n % 4],
             build_id=n.to_bytes(20, "big"),
-            path=f"/usr/lib/f{n}.so",
-            path_key=path_key(f"/usr/lib/f{n}.so"),
+            path=Path.of(f"/usr/lib/f{n}.so", n.to_bytes(20, "big"), packages[n % 4].name),
             elf_type=3,
             machine=62,
             elf_class=64,

@@ -14,8 +14,9 @@ from darkimport.koji.conf import KojiInstance
 from darkimport.koji.source import KojiSource, RetryPolicy
 from darkimport.run.records import ElfRecord, PackageScan
 from darkimport.run.scan import ScanOptions
+from darkserver.lookup import paths
 from darkserver.lookup.models import Build, ElfFile, Package
-from tests.helpers import BIN, run_cmd
+from tests.helpers import BIN, elf_rows, run_cmd
 from tests.kojihub import KojiHub, cached_rpms
 from tests.oracle import expected_rows
 
@@ -40,8 +41,7 @@ def source(hub: KojiHub) -> KojiSource:
 
 
 def db_rows() -> set[tuple[str, str, str]]:
-    return {(bytes(b).hex(), p, n)
-            for b, p, n in ElfFile.objects.values_list("build_id", "path", "package__nvra")}
+    return elf_rows()
 
 
 def oracle(rpms: list[Path]) -> set[tuple[str, str, str]]:
@@ -111,9 +111,9 @@ def snapshot() -> dict[str, object]:
             "nvra", "kind", "name", "epoch", "version", "release", "arch", "filename", "size",
             "sigmd5", "url", "koji_rpm_id", "elf_files", "without_build_id")),
         "elves": sorted(
-            (n, bytes(b).hex(), p, bytes(k).hex(), t, m, d, note)
-            for n, b, p, k, t, m, d, note in ElfFile.objects.values_list(
-                "package__nvra", "build_id", "path", "path_key", "elf_type", "machine", "debug",
+            (n, bytes(b).hex(), paths.expand(p, bytes(b)), t, m, d, note)
+            for n, b, p, t, m, d, note in ElfFile.objects.values_list(
+                "package__nvra", "build_id", "path__path", "elf_type", "machine", "debug",
                 "package_note")),
     }
 

@@ -24,6 +24,7 @@ import pytest
 
 from darkcore.settings import TEST_AMQP_URL
 from darkimport.queue.messages import ATTEMPTS, REASON, BuildRequest, QueueConfig, counts, enqueue
+from darkserver.lookup import paths
 from tests import mariadb
 from tests.helpers import BIN
 from tests.kojihub import KojiHub, cached_rpms, instance_json
@@ -91,9 +92,10 @@ class Pipeline:
 
     def rows(self) -> set[tuple[str, str, str]]:
         return {
-            (bytes(b).hex(), str(p), str(n))  # type: ignore[arg-type]
+            (bytes(b).hex(), paths.expand(str(p), bytes(b)), str(n))  # type: ignore[arg-type]
             for b, p, n in self.query(
-                "SELECT e.build_id, e.path, p.nvra FROM lookup_elffile e "
+                "SELECT e.build_id, t.path, p.nvra FROM lookup_elffile e "
+                "JOIN lookup_path t ON t.id = e.path_id "
                 "JOIN lookup_package p ON p.id = e.package_id")
         }
 

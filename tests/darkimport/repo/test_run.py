@@ -16,17 +16,16 @@ import pytest
 
 from darkimport.repo.entries import RepoError
 from darkimport.repo.run import run_repo
-from darkserver.lookup.models import ElfFile, ImportRun, Package
+from darkserver.lookup.models import ImportRun, Package
 from tests.darkimport.repo.conftest import make_deb_archive, make_rpm_repo, serve
-from tests.helpers import BIN, run_cmd
+from tests.helpers import BIN, elf_rows, run_cmd
 from tests.oracle import package_nvra
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def db_rows(nvras: set[str] | None = None) -> set[tuple[str, str, str]]:
-    rows = ElfFile.objects.values_list("build_id", "path", "package__nvra")
-    return {(bytes(b).hex(), p, n) for b, p, n in rows if nvras is None or n in nvras}
+    return {r for r in elf_rows() if nvras is None or r[2] in nvras}
 
 
 def expected(sample_set, packages: list[Path]) -> set[tuple[str, str, str]]:

@@ -10,7 +10,7 @@ import pytest
 from darkimport import samples
 from darkimport.run.importrun import find_packages, run_import
 from darkimport.run.scan import PACKAGE_SUFFIXES, ScanOptions
-from darkserver.lookup.models import ElfFile
+from tests.helpers import elf_rows
 from tests.oracle import expected_rows
 
 
@@ -38,6 +38,4 @@ def test_a_udeb_in_a_directory_is_imported(tmp_path: Path,
     assert expected
     summary = run_import([tree], ScanOptions(), jobs=1)
     assert (summary.packages, summary.failed) == (1, 0), summary.failures
-    rows = {(bytes(b).hex(), path, nvra) for b, path, nvra in
-            ElfFile.objects.values_list("build_id", "path", "package__nvra")}
-    assert rows == {(r.build_id, r.path, r.nvra) for r in expected}
+    assert elf_rows() == {(r.build_id, r.path, r.nvra) for r in expected}

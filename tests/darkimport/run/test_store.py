@@ -7,7 +7,8 @@ from django.db import DatabaseError
 
 from darkimport.run import store
 from darkimport.run.records import ElfRecord, PackageMeta, PackageScan, Provenance
-from darkserver.lookup.models import Build, ElfFile, Package, path_key
+from darkserver.lookup.models import Build, ElfFile, Package, Path, path_key
+from tests.helpers import elf_rows
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -26,7 +27,7 @@ def make_scan(nvra_release: str = "1.fc40", files: int = 3) -> PackageScan:
     return PackageScan(meta=meta, elves=elves, elf_files=files + 1, without_build_id=1)
 
 
-def test_store_writes_every_row_with_its_path_key() -> None:
+def test_store_writes_every_row_with_its_path_row() -> None:
     scan = make_scan()
     result = store.store_scan(scan, Provenance(instance="primary", koji_build_id=42))
     assert result.inserted and result.rows == 3
@@ -34,8 +35,10 @@ def test_store_writes_every_row_with_its_path_key() -> None:
     assert (build.instance, build.koji_build_id, build.distro) == ("primary", 42, "fc40")
     package = Package.objects.get()
     assert (package.elf_files, package.without_build_id) == (4, 1)
-    stored = {(bytes(r.build_id), r.path, bytes(r.path_key)) for r in ElfFile.objects.all()}
-    assert stored == {(e.build_id, e.path, path_key(e.path)) for e in scan.elves}
+    assert elf_rows() == {(e.build_id.hex(), e.path, scan.meta.nvra) for e in scan.elves}
+    # The path texts, once each under the package's name, found by their 16-byte key.
+    assert set(Path.objects.values_list("path", "scope", "path_key")) == {
+        (e.path, b"demo", path_key(e.path)) for e in scan.elves}
 
 
 def test_second_store_of_the_same_package_is_a_no_op() -> None:
@@ -167,10 +170,10 @@ def test_identity_filled_in_and_changed_content_replaces_rows() -> None:
     result = store.store_scan(changed)
     assert (result.inserted, result.replaced, result.rows) == (True, True, 1)
     assert Package.objects.values_list("sha256", flat=True).get() == "cd" * 32
-    assert list(ElfFile.objects.values_list("path", flat=True)) == ["/usr/bin/new"]
+    assert {r[1] for r in elf_rows()} == {"/usr/bin/new"}
     # rpms compare by SIGMD5: a re-signed copy (other SHA-256, same SIGMD5) is the same.
     Package.objects.update(sigmd5="0f" * 16)
     resigned = make_scan()
     resigned.meta.sha256, resigned.meta.sigmd5 = "ef" * 32, "0f" * 16
     assert not store.store_scan(resigned).inserted
-    assert list(ElfFile.objects.values_list("path", flat=True)) == ["/usr/bin/new"]
+    assert {r[1] for r in elf_rows()} == {"/usr/bin/new"}
