@@ -5,12 +5,14 @@ Builds N shared libraries with gcc -g (sources named as Fedora's debugedit names
 its core (gdb). Each library is packaged as Fedora does, by rpmbuild: NAME (the stripped
 library), NAME-debuginfo (its .debug file), NAME-debugsource (its source). The real importer
 puts every rpm in the real Darkserver (gunicorn, SQLite); a plain HTTP server serves the rpms.
-Then, with an empty client cache each time, for each of `darkclient serve` and `debuginfod -R`
-(indexing the same rpms):
+Then, with an empty gdb/debuginfod-client cache each time, for each of `darkclient serve` and
+`debuginfod -R` (indexing the same rpms), in alternating order run after run:
 
 - gdb with `set debuginfod enabled on` loads the core: a debug file for every module, then
-  `bt` and `list` (a source file);
-- debuginfod-find fetches every library's source file, one after the other.
+  `bt` and `list` (a source file); cold (a new `serve` with an empty cache), then warm;
+- debuginfod-find fetches every library's source file, one after the other; cold, then warm.
+
+Last, serve's own log says where its time went (requests and seconds by kind).
 
     .venv/bin/python bench/bench_serve.py [--libs 110] [--runs 2]
 """
@@ -21,7 +23,6 @@ import argparse
 import os
 import re
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -160,6 +161,19 @@ def sources_session(url: str, sources: list[tuple[str, str]], cache: Path) -> tu
     return time.perf_counter() - t, ok
 
 
+PHASES = ("gdb cold", "gdb warm", "sources cold", "sources warm")
+
+
+def where_the_time_goes(log: str) -> str:
+    """Requests, their summed seconds and the most at once, by kind, from serve's log lines
+    ("GET /buildid/ID/KIND... STATUS 0.012s reason")."""
+    kinds: dict[str, list[float]] = {}
+    for m in re.finditer(r"^GET /buildid/\w+/(\w+)\S* (\d+) (\d+\.\d+)s", log, re.MULTILINE):
+        kinds.setdefault(f"{m.group(1)} {m.group(2)}", []).append(float(m.group(3)))
+    return "; ".join(f"{k}: {len(v)} requests, {sum(v):.2f} s (max {max(v) * 1000:.0f} ms)"
+                     for k, v in sorted(kinds.items()))
+
+
 def wait_indexed(url: str, expected: int, proc: subprocess.Popen[bytes]) -> float:
     """Seconds until debuginfod has scanned every rpm (its own /metrics say so)."""
     t = time.perf_counter()
@@ -229,11 +243,7 @@ def main() -> int:
         conf.write_text(f"[darkclient]\ncache_dir = {work}/client\ncheck_timeout = 2\n"
                         "[urls fc]\nmirror =\nmirror_debug =\nkoji =\nkoji_debug =\n"
                         "archive =\narchive_debug =\n")
-        port = free_port()
         client_env = os.environ | {"DARKCLIENT_CONF": str(conf), "NO_PROXY": "127.0.0.1"}
-        ours = start([str(BIN / "darkclient"), "serve", "--listen", f"127.0.0.1:{port}",
-                      "--server", server, "--cache-dir", str(work / "serve-cache")],
-                     f"http://127.0.0.1:{port}", client_env)
         port = free_port()
         theirs = f"http://127.0.0.1:{port}"
         t = time.perf_counter()
@@ -241,35 +251,75 @@ def main() -> int:
                "-R", str(work / "rpms"), "-t", "0", "-g", "0"], theirs, health="/metrics")
         print(f"debuginfod: indexed {nrpms} rpms in "
               f"{wait_indexed(theirs, nrpms, procs[-1]) + time.perf_counter() - t:.1f} s")
+        serving: list[subprocess.Popen[bytes]] = []
+        logs: list[Path] = []
 
-        results: dict[str, dict[str, list[float]]] = {}
+        def fresh_serve() -> str:
+            """A new `darkclient serve` with an empty cache (memory and disk): cold."""
+            for p in serving:
+                p.terminate()
+                p.wait(timeout=20)
+                procs.remove(p)
+            serving.clear()
+            n = len(logs)
+            logs.append(work / f"serve-{n}.log")
+            port = free_port()
+            url = f"http://127.0.0.1:{port}"
+            with open(logs[-1], "wb") as log:
+                procs.append(subprocess.Popen(
+                    [str(BIN / "darkclient"), "serve", "--listen", f"127.0.0.1:{port}",
+                     "--server", server, "--cache-dir", str(work / f"serve-cache-{n}")],
+                    env=client_env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log))
+            serving.append(procs[-1])
+            wait_http(url + "/", procs[-1])
+            return url
+
+        ours = "darkclient serve"
+        results: dict[str, dict[str, list[float]]] = {
+            label: {k: [] for k in PHASES} for label in (ours, "debuginfod")}
         outputs: dict[str, str] = {}
-        for label, url in (("darkclient serve", ours), ("debuginfod", theirs)):
-            r = results.setdefault(label, {"gdb": [], "sources": []})
-            for i in range(args.runs):
-                # A fresh gdb/debuginfod-client cache each run; serve's own cache stays warm
-                # after the first run (as debuginfod's index does).
-                took, out = gdb_session(url, program, core, work / f"c-{label}-{i}")
-                r["gdb"].append(took)
-                outputs[label] = out
-                took, ok = sources_session(url, sources, work / f"s-{label}-{i}")
-                r["sources"].append(took)
-                if ok != len(sources):
-                    print(f"{label}: only {ok} of {len(sources)} sources found")
-        for label, r in results.items():
-            print(f"{label}: gdb bt+list with {args.libs + 1} modules: "
-                  + ", ".join(f"{x:.2f}" for x in r["gdb"]) + " s (cold first); "
-                  f"{len(sources)} sources by debuginfod-find: "
-                  + ", ".join(f"{x:.2f}" for x in r["sources"]) + " s")
+        cache_n = 0
+
+        def client_cache() -> Path:
+            nonlocal cache_n
+            cache_n += 1
+            return work / f"client-cache-{cache_n}"
+
+        for i in range(args.runs):
+            # Alternating order, so that neither side always runs on the busier half of the
+            # machine's load; a fresh gdb/debuginfod-client cache for every session.
+            for label in (ours, "debuginfod") if i % 2 == 0 else ("debuginfod", ours):
+                r = results[label]
+                url = fresh_serve() if label == ours else theirs
+                for phase in ("gdb cold", "gdb warm"):
+                    took, out = gdb_session(url, program, core, client_cache())
+                    r[phase].append(took)
+                    outputs[label] = out
+                url = fresh_serve() if label == ours else theirs
+                for phase in ("sources cold", "sources warm"):
+                    took, ok = sources_session(url, sources, client_cache())
+                    r[phase].append(took)
+                    if ok != len(sources):
+                        print(f"{label}: only {ok} of {len(sources)} sources found")
+        for p in serving:
+            p.terminate()
+            p.wait(timeout=20)
+        print(f"seconds per session (runs alternate the order; serve / debuginfod), "
+              f"{args.libs + 1} modules, {len(sources)} sources:")
+        for phase in PHASES:
+            pairs = zip(results[ours][phase], results["debuginfod"][phase], strict=True)
+            print(f"  {phase:13} " + ", ".join(f"{a:.2f}/{b:.2f}" for a, b in pairs)
+                  + f"   best {min(results[ours][phase]):.2f}/"
+                  f"{min(results['debuginfod'][phase]):.2f}")
         for label, out in outputs.items():
             listed = "return x + 0;" in out
             frames = len(re.findall(r"^#\d+ ", out, re.MULTILINE))
             unread = len(re.findall(r"\(\*\)\s+\S*libbench\d+\.so$", out, re.MULTILINE))
             print(f"{label}: bt {frames} frames, list shows the source: {listed}, "
                   f"bench libraries without debug info after loading: {unread}")
-        a = statistics.median(results["darkclient serve"]["gdb"])
-        b = statistics.median(results["debuginfod"]["gdb"])
-        print(f"gdb median: darkclient serve {a:.2f} s, debuginfod {b:.2f} s ({a / b:.2f}x)")
+        print("serve's own time per request (its log), by kind, first run's cold sessions:")
+        for log in logs[:2]:
+            print("  " + where_the_time_goes(log.read_text()))
     return 0
 
 
