@@ -17,15 +17,20 @@ import pytest
 import requests
 
 from darkclient import config as configmod
-from darkclient.serve import Cache, Service, make_server, parse_size
+from darkclient.serve import Service, make_server, parse_size
+from darkclient.servecache import Cache
 from tests.darkclient.conftest import (
     MAIN_C,
     FileServer,
     PayloadKind,
     Program,
     Rpms,
+    add_package,
     add_payload_kind,
+    copy_to,
     hanging_server,
+    make_build,
+    write_conf,
 )
 from tests.darkclient.test_debugdir import KINDS
 from tests.programs import SOURCE_PATH
@@ -152,17 +157,23 @@ def test_gdb_through_debuginfod(endpoint: tuple[str, Path], crashy_rows: dict[st
 
 
 def test_cache_is_bounded_lru(tmp_path: Path) -> None:
-    cache = Cache(tmp_path / "c", limit=250)
-    for i, name in enumerate(["aa", "bb", "cc"]):
-        path = cache.path(name * 10, "debuginfo")
-        path.parent.mkdir(parents=True)
-        path.write_bytes(b"x" * 100)
+    root = tmp_path / "c"
+    cache = Cache(root, limit=250)
+    for i, name in enumerate(["aa", "bb"]):
+        path = cache.put(name * 10, "debuginfo", b"x" * 100, {"X-DEBUGINFOD-FILE": name})
         os.utime(path, (1000 + i, 1000 + i))
-        (path.parent / "debuginfo.json").write_text("{}")
-    assert cache.get("aa" * 10, "debuginfo") is not None  # a hit makes aa the newest
-    cache.put_meta("cc" * 10, "debuginfo", {})
-    left = sorted(p.name for p in (tmp_path / "c").iterdir())
+    assert cache.total == 200
+    hit = cache.get("aa" * 10, "debuginfo")  # a hit makes aa the newest
+    assert hit is not None and hit[1] == {"X-DEBUGINFOD-FILE": "aa"}
+    cache.put("cc" * 10, "debuginfo", b"y" * 100, {})
+    left = sorted(p.name for p in root.iterdir())
     assert left == ["aa" * 10, "cc" * 10]  # bb was least recently used
+    assert cache.total == 200
+    # The count starts from what is on disk, and a replaced answer is counted once.
+    again = Cache(root, limit=250)
+    assert again.total == 200
+    again.put("cc" * 10, "debuginfo", b"z" * 50, {})
+    assert again.total == 150 and again.path("cc" * 10, "debuginfo").read_bytes() == b"z" * 50
     assert parse_size("2G") == 2 << 30 and parse_size("500M") == 500 << 20
 
 
@@ -245,3 +256,100 @@ def test_upstream_failures_say_why(endpoint: tuple[str, Path], crashy_rows: dict
     assert re.fullmatch(rf"GET /buildid/{program.main_id}/executable 503 \d+\.\d{{3}}s "
                         r"Darkserver at .* did not answer within 1 s", first), first
     assert second.startswith("GET /nothing 404 ") and "not found" in second
+
+
+LIBS_SPEC = """\
+%global debug_package %{{nil}}
+%global __os_install_post %{{nil}}
+%global _build_id_links none
+Name: crashylibs
+Version: 1.0
+Release: 1.fc40
+Summary: two libraries
+License: MIT
+BuildArch: x86_64
+%description
+libs
+%install
+mkdir -p %{{buildroot}}/usr/lib64
+install -m 0755 {liba} %{{buildroot}}/usr/lib64/liba.so
+install -m 0755 {libb} %{{buildroot}}/usr/lib64/libb.so
+%files
+/usr/lib64/liba.so
+/usr/lib64/libb.so
+"""
+
+
+@pytest.fixture
+def libs_rpm(program: Program, tmp_path: Path) -> Path:
+    """One rpm holding two ELF files with their own build-ids (liba, libb)."""
+    top = tmp_path / "rpmbuild"
+    top.mkdir()
+    spec = top / "libs.spec"
+    spec.write_text(LIBS_SPEC.format(liba=program.liba, libb=program.libb))
+    subprocess.run(["rpmbuild", "-bb", "--define", f"_topdir {top}", str(spec)],
+                   check=True, capture_output=True)
+    return top / "RPMS" / "x86_64" / "crashylibs-1.0-1.fc40.x86_64.rpm"
+
+
+def test_package_read_once_for_its_siblings(endpoint: tuple[str, Path], koji: FileServer,
+                                            program: Program, libs_rpm: Path) -> None:
+    """The second build-id of a package is answered from the package read for the first: one
+    GET for both, and no HEAD check before it (a GET of the first candidate is the check)."""
+    url = copy_to(koji, libs_rpm)
+    add_package("crashylibs", make_build("crashylibs"), libs_rpm, url,
+                [(program.liba_id, "/usr/lib64/liba.so", False),
+                 (program.libb_id, "/usr/lib64/libb.so", False)])
+    base, _ = endpoint
+    for bid, lib in ((program.liba_id, program.liba), (program.libb_id, program.libb)):
+        r = requests.get(f"{base}/buildid/{bid}/executable", timeout=60)
+        assert r.status_code == 200, r.text
+        assert r.content == lib.read_bytes()
+        assert r.headers["X-DEBUGINFOD-ARCHIVE"] == url
+    assert koji.requests == [("GET", "/" + libs_rpm.name)]
+
+
+def test_failed_direct_get_falls_back_to_checks(darkserver: str, client_env: Path,
+                                                 mirror: FileServer, koji: FileServer,
+                                                 crashy_rows: dict[str, Any], program: Program,
+                                                 tmp_path: Path) -> None:
+    """The first candidate (a mirror without the package) answers 404 to the GET: every
+    candidate is then checked, and the package comes from the one that answered."""
+    write_conf(client_env, tmp_path / "cache", {"mirror": [f"{mirror.url}/{{filename}}"]})
+    cfg = configmod.load(darkserver)
+    service = Service(cfg, darkserver, Cache(tmp_path / "c", 1 << 20))
+    try:
+        got = service.fetch(program.main_id, "debuginfo")
+    finally:
+        service.close()
+    assert got.status == 200 and got.path is not None, got.reason
+    assert got.path.read_bytes() == program.debug.read_bytes()
+    name = "/crashy-debuginfo-1.0-1.fc40.x86_64.rpm"
+    assert mirror.requests == [("GET", name), ("HEAD", name)]
+    koji_path = "/" + crashy_rows["debug_url"].split("/", 3)[3]
+    assert koji.requests == [("HEAD", koji_path), ("GET", koji_path)]
+
+
+def test_answers_are_remembered(darkserver: str, client_env: Path,
+                                crashy_rows: dict[str, Any], program: Program,
+                                dead_url: str, tmp_path: Path) -> None:
+    """A build-id's matches and source packages are asked once: with the Darkserver gone,
+    the other kinds of the same build-id are still answered (packages from Koji)."""
+    cfg = configmod.load(darkserver)
+    service = Service(cfg, darkserver, Cache(tmp_path / "c", 1 << 20))
+    try:
+        assert service.fetch(program.main_id, "source", SOURCE_PATH).status == 200
+        service.server = dead_url
+        exe = service.fetch(program.main_id, "executable")
+        assert exe.status == 200 and exe.path is not None, exe.reason
+        assert exe.path.read_bytes() == program.stripped.read_bytes()
+        rel = service.fetch(program.main_id, "source", "/crashy.c")
+        assert rel.status == 200 and rel.path is not None, rel.reason
+        assert rel.path.read_text() == MAIN_C
+        # An id never asked for needs the Darkserver: 503, and that is not remembered.
+        down = service.fetch(program.liba_id, "debuginfo")
+        assert down.status == 503, down.reason
+        service.server = darkserver
+        assert service.fetch(program.liba_id, "debuginfo").status == 404
+    finally:
+        service.close()
