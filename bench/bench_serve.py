@@ -9,12 +9,13 @@ Then, with an empty gdb/debuginfod-client cache each time, for each of `darkclie
 `debuginfod -R` (indexing the same rpms), in alternating order run after run:
 
 - gdb with `set debuginfod enabled on` loads the core: a debug file for every module, then
-  `bt` and `list` (a source file); cold (a new `serve` with an empty cache), then warm;
+  `bt` and `list` (a source file); cold (a new `serve` with an empty cache), then warm; then
+  cold again with `darkclient prefetch CORE` started beside gdb (counted in the time);
 - debuginfod-find fetches every library's source file, one after the other; cold, then warm.
 
 Last, serve's own log says where its time went (requests and seconds by kind).
 
-    .venv/bin/python bench/bench_serve.py [--libs 110] [--runs 2]
+    .venv/bin/python bench/bench_serve.py [--libs 110] [--runs 2] [--mirror-ms 0]
 """
 
 from __future__ import annotations
@@ -137,15 +138,21 @@ def build(work: Path, libs: int) -> tuple[Path, Path, list[tuple[str, str]]]:
     return main / "benchmain", core, sources
 
 
-def gdb_session(url: str, program: Path, core: Path, cache: Path) -> tuple[float, str]:
+def gdb_session(url: str, program: Path, core: Path, cache: Path,
+                prefetch: list[str] | None = None) -> tuple[float, str]:
+    """gdb's seconds from start to exit; with ``prefetch`` (a command), that command is
+    started first, beside gdb, and counted in the time."""
     env = os.environ | {"DEBUGINFOD_URLS": url, "DEBUGINFOD_CACHE_PATH": str(cache),
                         "DEBUGINFOD_TIMEOUT": "60"}
     t = time.perf_counter()
+    hint = subprocess.Popen(prefetch, stdout=subprocess.DEVNULL, env=env) if prefetch else None
     proc = subprocess.run(
         ["gdb", "-nx", "-batch", "-iex", "set debuginfod enabled on",
          "-iex", "set debug-file-directory /nonexistent", "-ex", "bt",
          "-ex", "list bench_f0", "-ex", "info sharedlibrary", str(program), str(core)],
         capture_output=True, text=True, env=env, timeout=1800)
+    if hint is not None and hint.wait(timeout=600) != 0:
+        raise SystemExit(f"{prefetch} failed")
     return time.perf_counter() - t, proc.stdout + proc.stderr
 
 
@@ -161,17 +168,23 @@ def sources_session(url: str, sources: list[tuple[str, str]], cache: Path) -> tu
     return time.perf_counter() - t, ok
 
 
-PHASES = ("gdb cold", "gdb warm", "sources cold", "sources warm")
+PHASES = ("gdb cold", "gdb warm", "gdb prefetch", "sources cold", "sources warm")
 
 
 def where_the_time_goes(log: str) -> str:
-    """Requests, their summed seconds and the most at once, by kind, from serve's log lines
-    ("GET /buildid/ID/KIND... STATUS 0.012s reason")."""
+    """Requests and their summed seconds by kind and status, and the summed steps they waited
+    for, from serve's log lines ("GET /buildid/ID/KIND... STATUS 0.012s FILE (lookup 7 ms,
+    download 5 ms, read 3 ms, write 1 ms)")."""
     kinds: dict[str, list[float]] = {}
-    for m in re.finditer(r"^GET /buildid/\w+/(\w+)\S* (\d+) (\d+\.\d+)s", log, re.MULTILINE):
+    steps: dict[str, float] = {}
+    for m in re.finditer(r"^GET /buildid/\w+/(\w+)\S* (\d+) (\d+\.\d+)s(.*)$", log,
+                         re.MULTILINE):
         kinds.setdefault(f"{m.group(1)} {m.group(2)}", []).append(float(m.group(3)))
-    return "; ".join(f"{k}: {len(v)} requests, {sum(v):.2f} s (max {max(v) * 1000:.0f} ms)"
-                     for k, v in sorted(kinds.items()))
+        for step, ms in re.findall(r"([a-zA-Z ]+?) (\d+) ms", m.group(4)):
+            steps[step.strip(" ,(")] = steps.get(step.strip(" ,("), 0.0) + int(ms) / 1000
+    return ("; ".join(f"{k}: {len(v)} requests, {sum(v):.2f} s (max {max(v) * 1000:.0f} ms)"
+                      for k, v in sorted(kinds.items()))
+            + "\n    waiting for: " + ", ".join(f"{k} {v:.2f} s" for k, v in steps.items()))
 
 
 def wait_indexed(url: str, expected: int, proc: subprocess.Popen[bytes]) -> float:
@@ -199,6 +212,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--libs", type=int, default=110)
     ap.add_argument("--runs", type=int, default=2)
+    ap.add_argument("--mirror-ms", type=float, default=0.0,
+                    help="delay of the stand-in mirror before each answer (a remote mirror's "
+                         "round trips; debuginfod reads the rpms locally whatever this is)")
     args = ap.parse_args()
     with ExitStack() as stack:
         work = Path(tempfile.mkdtemp(prefix="bench-serve-"))
@@ -226,7 +242,8 @@ def main() -> int:
             return url
 
         port = free_port()
-        files = start([PY, "-c", FILE_SERVER, str(port), str(work / "rpms")],
+        files = start([PY, "-c", FILE_SERVER, str(port), str(work / "rpms"),
+                       str(args.mirror_ms)],
                       f"http://127.0.0.1:{port}")
         env = os.environ | {"DARKSERVER_DATABASE_URL": f"sqlite:///{work}/bench.sqlite3",
                             "DJANGO_SETTINGS_MODULE": "darkserver.settings",
@@ -235,6 +252,8 @@ def main() -> int:
         t = time.perf_counter()
         run([PY, "-c", IMPORT, files, str(work / "rpms")], env=env, cwd=ROOT)
         print(f"darkimport: {nrpms} rpms into the Darkserver in {time.perf_counter() - t:.1f} s")
+        if args.mirror_ms:
+            print(f"the stand-in mirror waits {args.mirror_ms:g} ms before each answer")
         port = free_port()
         server = start([str(BIN / "gunicorn"), "-c", "conf/gunicorn.conf.py", "--workers", "2",
                         "--bind", f"127.0.0.1:{port}", "darkserver.asgi:application"],
@@ -295,6 +314,13 @@ def main() -> int:
                     took, out = gdb_session(url, program, core, client_cache())
                     r[phase].append(took)
                     outputs[label] = out
+                # Cold again, with `darkclient prefetch CORE` started beside gdb (debuginfod
+                # has no such hint: its figure is a second cold gdb).
+                url = fresh_serve() if label == ours else theirs
+                hint = [str(BIN / "darkclient"), "prefetch", str(core), "--serve", url]
+                took, out = gdb_session(url, program, core, client_cache(),
+                                        hint if label == ours else None)
+                r["gdb prefetch"].append(took)
                 url = fresh_serve() if label == ours else theirs
                 for phase in ("sources cold", "sources warm"):
                     took, ok = sources_session(url, sources, client_cache())
@@ -317,8 +343,9 @@ def main() -> int:
             unread = len(re.findall(r"\(\*\)\s+\S*libbench\d+\.so$", out, re.MULTILINE))
             print(f"{label}: bt {frames} frames, list shows the source: {listed}, "
                   f"bench libraries without debug info after loading: {unread}")
-        print("serve's own time per request (its log), by kind, first run's cold sessions:")
-        for log in logs[:2]:
+        print("serve's own time per request (its log), by kind, first run's sessions "
+              "(gdb cold+warm, gdb with prefetch, sources cold+warm):")
+        for log in logs[:3]:
             print("  " + where_the_time_goes(log.read_text()))
     return 0
 

@@ -6,22 +6,30 @@ downloaded and the one member extracted and checked against its build-id), ``/so
 (from the build's -debugsource package, which the server names), ``/section/NAME`` (from the
 debug file, else the executable). Headers: X-DEBUGINFOD-FILE (basename), -SIZE, -ARCHIVE and
 Last-Modified (the member's time). 404 unknown, 502 package or URL failure, 503 Darkserver
-unreachable, the reason in the body and in one log line per request. Files are kept in a
-bounded on-disk cache, evicted least recently used first; 404s are remembered for a minute so
-a debugger asking again and again costs one lookup. The Darkserver itself stays
-metadata-only: packages are fetched here, on the debugging machine.
+unreachable, the reason in the body and in one log line per request.
+
+Costs, first time: a lookup (reused 5 minutes, as is a build's list of source packages), the
+package by a GET of its first candidate URL (the candidates are checked only when that fails),
+read once: its ELF files and sources stay in memory (servecache.Packages), so the package's
+other build-ids and files cost nothing more. Answers go to a bounded on-disk cache
+(servecache.Cache); 404s are remembered for a minute so a debugger asking again and again costs
+one lookup. ``POST /prefetch`` (``darkclient prefetch CORE``) hands over a core's build-ids up
+front. The Darkserver itself stays metadata-only: packages are fetched here, on the debugging
+machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
+import json
 import os
 import posixpath
 import shutil
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from email.utils import formatdate
@@ -49,6 +57,9 @@ MISS_TTL = 60.0
 # A lookup's matches and a build's source packages are reused this long: a debugger asks
 # debuginfo, then source files, then sections of the same build-ids within seconds.
 ANSWER_TTL = 300.0
+# Packages fetched at once for a prefetch: downloads overlap with reading other packages.
+PREFETCH_WORKERS = 4
+PREFETCH_BODY = 4 << 20  # bytes of a POST /prefetch body (some 50,000 build-ids)
 ELF_MAGIC = b"\x7fELF"
 
 
@@ -103,14 +114,61 @@ class Service:
         self._locks: dict[tuple[str, str], threading.Lock] = {}
         self._guard = threading.Lock()
         self._pool = ThreadPoolExecutor(4, thread_name_prefix="darkclient-serve")
+        self._prefetch_pool = ThreadPoolExecutor(PREFETCH_WORKERS,
+                                                 thread_name_prefix="darkclient-prefetch")
+        self._spent = threading.local()  # {step: seconds} of the request on this thread
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._prefetch_pool.shutdown(wait=False, cancel_futures=True)
         self.session.close()
+
+    def prefetch(self, build_ids: list[str]) -> None:
+        """Fetch every id's debuginfo in the background, in the order given. A debugger asks
+        for its modules one at a time, each request waiting for the last (gdb 13: never two
+        at once), so serve learns a core's modules from its debugger one by one; told them
+        all at once (``darkclient prefetch CORE``), it looks them up in one batch and fetches
+        their packages side by side, ahead of the debugger's requests."""
+        self._pool.submit(self._prefetch, list(dict.fromkeys(build_ids)))
+
+    def _prefetch(self, build_ids: list[str]) -> None:
+        try:
+            result = lookup(self.session, self.server, build_ids, self.cfg.timeout)
+        except ClientError:
+            return  # the debugger's own requests will say why
+        expiry = time.time() + ANSWER_TTL
+        with self._guard:
+            for bid in build_ids:
+                matches = result.results.get(bid)
+                self._answers[("matches", bid)] = (expiry, matches or self._unknown(bid))
+        for bid in build_ids:
+            if result.results.get(bid):
+                self._prefetch_pool.submit(self.fetch, bid, "debuginfo")
 
     def _lock_for(self, key: tuple[str, str]) -> threading.Lock:
         with self._guard:
             return self._locks.setdefault(key, threading.Lock())
+
+    def fetch_timed(self, build_id: str, kind: str, arg: str = "") -> tuple[Reply, str]:
+        """``fetch``, and where its time went ("lookup 7 ms, download 5 ms, ...": the steps
+        this request waited for; "" when none, i.e. a cache hit)."""
+        steps: dict[str, float] = {}
+        self._spent.steps = steps
+        try:
+            reply = self.fetch(build_id, kind, arg)
+        finally:
+            self._spent.steps = None
+        return reply, ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in steps.items())
+
+    @contextlib.contextmanager
+    def _timed(self, step: str) -> Iterator[None]:
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            steps = getattr(self._spent, "steps", None)
+            if steps is not None:
+                steps[step] = steps.get(step, 0.0) + time.monotonic() - started
 
     def fetch(self, build_id: str, kind: str, arg: str = "") -> Reply:
         """The answer to /buildid/ID/KIND[/ARG]: from the cache, or fetched and cached."""
@@ -152,15 +210,16 @@ class Service:
     def _matches(self, build_id: str) -> list[Match] | Reply:
         def ask() -> list[Match] | Reply:
             try:
-                result = lookup(self.session, self.server, [build_id], self.cfg.timeout)
+                with self._timed("lookup"):
+                    result = lookup(self.session, self.server, [build_id], self.cfg.timeout)
             except ClientError as exc:
                 return Reply(503, str(exc))
-            matches = result.results.get(build_id, [])
-            if not matches:
-                return Reply(404, f"build-id {build_id} unknown to {self.server}")
-            return matches
+            return result.results.get(build_id) or self._unknown(build_id)
 
         return cast(list[Match] | Reply, self._remembered("matches", build_id, ask))
+
+    def _unknown(self, build_id: str) -> Reply:
+        return Reply(404, f"build-id {build_id} unknown to {self.server}")
 
     def _source_docs(self, build_id: str) -> list[Match] | Reply:
         def ask() -> list[Match] | Reply:
@@ -180,16 +239,19 @@ class Service:
                       if not self.resolver.dead.is_dead(host_of(c.url))), None)
         if first is not None:
             try:
-                return download_spooled(self.session, first, package, timeout,
-                                        self.cfg.check_timeout), first
+                with self._timed("download"):
+                    return download_spooled(self.session, first, package, timeout,
+                                            self.cfg.check_timeout), first
             except DownloadError:
                 pass  # not there, or not answering: ask every candidate
-        res = self.resolver.resolve_many([candidates(match, self.cfg)])[0]
+        with self._timed("URL checks"):
+            res = self.resolver.resolve_many([candidates(match, self.cfg)])[0]
         if res.url is None:
             tried = "; ".join(f"{c.url}: {c.error}" for c in res.checks) or "no candidate URL"
             return Reply(502, f"no download URL answered for {package.get('nvra')} ({tried})")
         try:
-            return download_spooled(self.session, res.url, package, timeout), res.url
+            with self._timed("download"):
+                return download_spooled(self.session, res.url, package, timeout), res.url
         except DownloadError as exc:
             return Reply(502, str(exc))
 
@@ -207,7 +269,7 @@ class Service:
                 return down
             stream, url = down
             try:
-                with stream:
+                with stream, self._timed("read"):
                     files = extract_files(cast(BinaryIO, stream), _kept, need,
                                           self.packages.limit)
             except (PackageError, OSError) as exc:
@@ -238,7 +300,8 @@ class Service:
         if error:
             return Reply(502, error)
         headers = _file_headers(member, contents.archive, held.mtime)
-        dest = self.cache.put(build_id, kind, held.data, headers)
+        with self._timed("write"):
+            dest = self.cache.put(build_id, kind, held.data, headers)
         return Reply(200, "", dest, headers)
 
     def _section(self, build_id: str, section: str, name: str) -> Reply:
@@ -268,7 +331,8 @@ class Service:
         # The build's source packages are asked for while the build-id is looked up.
         docs_later = self._pool.submit(self._source_docs, build_id)
         matches = self._matches(build_id)
-        docs = docs_later.result()
+        with self._timed("source lookup"):
+            docs = docs_later.result()
         if isinstance(matches, Reply):
             return matches
         if isinstance(docs, Reply):
@@ -287,7 +351,9 @@ class Service:
             return Reply(404, f"{wanted} is not in {nvra}")
         path, held = found
         headers = _file_headers(path, contents.archive, held.mtime)
-        return Reply(200, "", self.cache.put(build_id, name, held.data, headers), headers)
+        with self._timed("write"):
+            dest = self.cache.put(build_id, name, held.data, headers)
+        return Reply(200, "", dest, headers)
 
 
 def _find_source(tree: dict[str, Held], wanted: str) -> tuple[str, Held] | None:
@@ -364,7 +430,7 @@ class Handler(BaseHTTPRequestHandler):
             self._line(404, started, parsed)
             return
         build_id, kind, arg = parsed
-        reply = self.service.fetch(build_id, kind, arg)
+        reply, steps = self.service.fetch_timed(build_id, kind, arg)
         if reply.status != 200 or reply.path is None:
             self._text(reply.status, reply.reason, body)
             self._line(reply.status, started, reply.reason)
@@ -387,10 +453,44 @@ class Handler(BaseHTTPRequestHandler):
             self.end_headers()
             if body:
                 shutil.copyfileobj(f, self.wfile, 1 << 20)
-        self._line(200, started, reply.headers.get("X-DEBUGINFOD-FILE", ""))
+        served = reply.headers.get("X-DEBUGINFOD-FILE", "")
+        self._line(200, started, f"{served} ({steps})" if steps else served)
 
     def do_GET(self) -> None:  # noqa: N802 - stdlib name
         self._answer(True)
+
+    def do_POST(self) -> None:  # noqa: N802 - stdlib name
+        """POST /prefetch {"buildids": [...]}: 202 at once, the fetching goes on behind."""
+        started = time.monotonic()
+        status, message = self._prefetch()
+        body = json.dumps(message).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        self._line(status, started, str(message.get("error") or
+                                        f"prefetching {message.get('prefetching')}"))
+
+    def _prefetch(self) -> tuple[int, dict[str, Any]]:
+        if self.path.split("?", 1)[0] != "/prefetch":
+            self.close_connection = True  # the body, if any, is left unread
+            return 404, {"error": "not found: POST /prefetch is the one POST endpoint"}
+        try:
+            length = int(self.headers.get("Content-Length") or "")
+        except ValueError:
+            self.close_connection = True
+            return 411, {"error": "a Content-Length is required"}
+        if not 0 <= length <= PREFETCH_BODY:
+            self.close_connection = True
+            return 413, {"error": f"more than {PREFETCH_BODY} bytes"}
+        try:
+            doc = json.loads(self.rfile.read(length))
+            ids = [buildid.normalize_build_id(str(x)) for x in doc["buildids"]]
+        except (ValueError, KeyError, TypeError, buildid.BadBuildId) as exc:
+            return 400, {"error": f'want {{"buildids": [HEX, ...]}}: {exc}'}
+        self.service.prefetch(ids)
+        return 202, {"prefetching": len(set(ids))}
 
     def do_HEAD(self) -> None:  # noqa: N802 - stdlib name
         self._answer(False)

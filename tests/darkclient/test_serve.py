@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -17,6 +18,8 @@ import pytest
 import requests
 
 from darkclient import config as configmod
+from darkclient.cli import main as cli_main
+from darkclient.prefetch import core_build_ids
 from darkclient.serve import Service, make_server, parse_size
 from darkclient.servecache import Cache
 from tests.darkclient.conftest import (
@@ -182,7 +185,6 @@ def test_serve_command(darkserver: str, client_env: Path, crashy_rows: dict[str,
     """The console script itself: `darkclient serve --listen` in its own process."""
     import socket
     import sys
-    import time
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -353,3 +355,71 @@ def test_answers_are_remembered(darkserver: str, client_env: Path,
         assert service.fetch(program.liba_id, "debuginfo").status == 404
     finally:
         service.close()
+
+
+def test_prefetch_a_core(endpoint: tuple[str, Path], crashy_rows: dict[str, Any],
+                         program: Program, cores: dict[str, Path], koji: FileServer) -> None:
+    """`darkclient prefetch CORE --serve URL` sends the core's build-ids; serve looks them up
+    in one batch and fetches every known module's debug file before it is asked for it."""
+    url, cache = endpoint
+    out = io.StringIO()
+    assert cli_main(["prefetch", str(cores["stripped"]), "--serve", url], out) == 0
+    ids = core_build_ids(str(cores["stripped"]))
+    assert program.main_id in ids and len(ids) > 1  # the program, libc, ld.so, ...
+    assert out.getvalue() == f"{url}: prefetching the debug files of {len(ids)} modules\n"
+    debug = cache / program.main_id / "debuginfo.json"
+    deadline = time.monotonic() + 120
+    while not debug.exists():  # fetched behind the 202
+        assert time.monotonic() < deadline, "prefetch did not fetch the debug file"
+        time.sleep(0.05)
+    name = "/" + crashy_rows["debug_url"].split("/", 3)[3]
+    assert koji.requests == [("GET", name)]
+    r = requests.get(f"{url}/buildid/{program.main_id}/debuginfo", timeout=30)
+    assert r.status_code == 200 and r.content == program.debug.read_bytes()
+    assert koji.requests == [("GET", name)]  # answered from the cache
+    other = next(i for i in ids if i != program.main_id)
+    miss = requests.get(f"{url}/buildid/{other}/debuginfo", timeout=30)
+    assert miss.status_code == 404 and f"build-id {other} unknown" in miss.text
+
+
+def test_prefetch_requests_checked(endpoint: tuple[str, Path], dead_url: str,
+                                   cores: dict[str, Path]) -> None:
+    url, _ = endpoint
+    for path, body, status, reason in (
+            ("/prefetch", b"nonsense", 400, "want"),
+            ("/prefetch", b'{"buildids": ["xyz"]}', 400, "want"),
+            ("/prefetch", b'{"ids": []}', 400, "want"),
+            ("/other", b"{}", 404, "POST /prefetch is the one POST endpoint")):
+        r = requests.post(url + path, data=body, timeout=10)
+        assert r.status_code == status and reason in r.json()["error"], (path, body, r.text)
+    assert requests.post(url + "/prefetch", json={"buildids": ["ab" * 20, "AB" * 20]},
+                         timeout=10).json() == {"prefetching": 1}
+    err = io.StringIO()
+    assert cli_main(["prefetch", str(cores["stripped"]), "--serve", dead_url],
+                    io.StringIO(), err) == 2
+    assert err.getvalue().startswith(f"darkclient: cannot reach darkclient serve at {dead_url}")
+
+
+def test_log_says_where_the_time_went(darkserver: str, client_env: Path,
+                                      crashy_rows: dict[str, Any], program: Program,
+                                      tmp_path: Path) -> None:
+    """A 200's log line names the steps it waited for; a cache hit waited for none."""
+    log = io.StringIO()
+    service = Service(configmod.load(darkserver), darkserver, Cache(tmp_path / "c", 1 << 20))
+    httpd = make_server(service, "127.0.0.1", 0, log)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        for _ in range(2):
+            r = requests.get(f"http://127.0.0.1:{httpd.server_address[1]}/buildid/"
+                             f"{program.main_id}/debuginfo", timeout=60)
+            assert r.status_code == 200
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        service.close()
+    first, second = log.getvalue().splitlines()
+    head = rf"GET /buildid/{program.main_id}/debuginfo 200 \d+\.\d{{3}}s " \
+           r"crashy-1\.0-1\.fc40\.x86_64\.debug"
+    assert re.fullmatch(head + r" \(lookup \d+ ms, download \d+ ms, read \d+ ms, "
+                        r"write \d+ ms\)", first), first
+    assert re.fullmatch(head, second), second
