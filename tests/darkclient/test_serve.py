@@ -22,6 +22,7 @@ from darkclient.cli import main as cli_main
 from darkclient.prefetch import core_build_ids
 from darkclient.serve import Service, make_server, parse_size
 from darkclient.servecache import Cache
+from darkserver.lookup.models import Package
 from tests.darkclient.conftest import (
     MAIN_C,
     FileServer,
@@ -340,6 +341,7 @@ def test_answers_are_remembered(darkserver: str, client_env: Path,
     cfg = configmod.load(darkserver)
     service = Service(cfg, darkserver, Cache(tmp_path / "c", 1 << 20))
     try:
+        assert service.fetch(program.main_id, "debuginfo").status == 200
         assert service.fetch(program.main_id, "source", SOURCE_PATH).status == 200
         service.server = dead_url
         exe = service.fetch(program.main_id, "executable")
@@ -423,3 +425,22 @@ def test_log_says_where_the_time_went(darkserver: str, client_env: Path,
     assert re.fullmatch(head + r" \(lookup \d+ ms, download \d+ ms, read \d+ ms, "
                         r"write \d+ ms\)", first), first
     assert re.fullmatch(head, second), second
+
+
+def test_source_package_of_the_modules_arch(endpoint: tuple[str, Path],
+                                            crashy_rows: dict[str, Any], program: Program,
+                                            koji: FileServer) -> None:
+    """One source package: taken without a lookup. Several (a build for two arches): the
+    lookup says the module's arch. An unknown id: the lookup says so."""
+    url, _ = endpoint
+    debugsource = Package.objects.get(name="crashy-debugsource")
+    nvra = "crashy-debugsource-1.0-1.fc40.aarch64"
+    Package.objects.create(  # listed first (by NVRA); its URL answers 404
+        build=debugsource.build, kind="rpm", nvra=nvra, name="crashy-debugsource",
+        version="1.0", release="1.fc40", arch="aarch64", filename=f"{nvra}.rpm", size=1,
+        sha256="00" * 32, url=f"{koji.url}/nowhere/{nvra}.rpm")
+    r = requests.get(f"{url}/buildid/{program.main_id}/source{quote(SOURCE_PATH)}", timeout=60)
+    assert r.status_code == 200 and r.text == MAIN_C, r.text
+    assert r.headers["X-DEBUGINFOD-ARCHIVE"] == crashy_rows["source_url"]
+    unknown = requests.get(f"{url}/buildid/{program.liba_id}/source/x.c", timeout=60)
+    assert unknown.status_code == 404 and f"build-id {program.liba_id} unknown" in unknown.text
