@@ -444,3 +444,17 @@ def test_source_package_of_the_modules_arch(endpoint: tuple[str, Path],
     assert r.headers["X-DEBUGINFOD-ARCHIVE"] == crashy_rows["source_url"]
     unknown = requests.get(f"{url}/buildid/{program.liba_id}/source/x.c", timeout=60)
     assert unknown.status_code == 404 and f"build-id {program.liba_id} unknown" in unknown.text
+
+
+def test_prefetch_starts_light() -> None:
+    """`darkclient prefetch` runs beside gdb: its start imports neither requests nor the
+    lookup commands (~0.4 s of imports), only the core reader."""
+    import sys
+
+    code = ("import sys; from darkclient.cli import parser; import darkclient.prefetch; "
+            "parser().parse_args(['prefetch', 'x', '--serve', 'http://h']); "
+            "print(sorted(m for m in ('requests', 'darkclient.commands', 'darkclient.layout') "
+            "if m in sys.modules))")
+    got = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert got.stdout == "[]\n", got.stdout
