@@ -90,13 +90,20 @@ def build_program(work: Path, libs: int) -> tuple[Path, list[tuple[str, str]]]:
     return core, modules
 
 
-# http.server as a mirror stand-in, with the two settings any real web server has: HTTP/1.1
-# keep-alive, and a listen backlog larger than 5 (the stdlib default, which drops SYNs under
-# 16 concurrent clients and costs 1 s retransmits).
+# http.server as a mirror stand-in, with the three settings any real web server has: HTTP/1.1
+# keep-alive, TCP_NODELAY (else a reused connection's reply waits for the client's delayed ACK:
+# 40 ms per GET), and a listen backlog larger than 5 (the stdlib default, which drops SYNs
+# under 16 concurrent clients and costs 1 s retransmits). An optional third argument: a delay
+# in milliseconds before each answer, the round trips to a remote mirror.
 FILE_SERVER = r"""
-import functools, http.server, sys
+import functools, http.server, sys, time
+DELAY = float(sys.argv[3]) / 1000 if len(sys.argv) > 3 else 0.0
 class Handler(http.server.SimpleHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    def send_head(self):
+        time.sleep(DELAY)
+        return super().send_head()
     def log_message(self, *a): pass
 class Server(http.server.ThreadingHTTPServer):
     request_queue_size = 512

@@ -5,14 +5,17 @@ Builds N shared libraries with gcc -g (sources named as Fedora's debugedit names
 its core (gdb). Each library is packaged as Fedora does, by rpmbuild: NAME (the stripped
 library), NAME-debuginfo (its .debug file), NAME-debugsource (its source). The real importer
 puts every rpm in the real Darkserver (gunicorn, SQLite); a plain HTTP server serves the rpms.
-Then, with an empty client cache each time, for each of `darkclient serve` and `debuginfod -R`
-(indexing the same rpms):
+Then, with an empty gdb/debuginfod-client cache each time, for each of `darkclient serve` and
+`debuginfod -R` (indexing the same rpms), in alternating order run after run:
 
 - gdb with `set debuginfod enabled on` loads the core: a debug file for every module, then
-  `bt` and `list` (a source file);
-- debuginfod-find fetches every library's source file, one after the other.
+  `bt` and `list` (a source file); cold (a new `serve` with an empty cache), then warm; then
+  cold again with `darkclient prefetch CORE` started beside gdb (counted in the time);
+- debuginfod-find fetches every library's source file, one after the other; cold, then warm.
 
-    .venv/bin/python bench/bench_serve.py [--libs 110] [--runs 2]
+Last, serve's own log says where its time went (requests and seconds by kind).
+
+    .venv/bin/python bench/bench_serve.py [--libs 110] [--runs 2] [--mirror-ms 0]
 """
 
 from __future__ import annotations
@@ -21,7 +24,6 @@ import argparse
 import os
 import re
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -136,15 +138,21 @@ def build(work: Path, libs: int) -> tuple[Path, Path, list[tuple[str, str]]]:
     return main / "benchmain", core, sources
 
 
-def gdb_session(url: str, program: Path, core: Path, cache: Path) -> tuple[float, str]:
+def gdb_session(url: str, program: Path, core: Path, cache: Path,
+                prefetch: list[str] | None = None) -> tuple[float, str]:
+    """gdb's seconds from start to exit; with ``prefetch`` (a command), that command is
+    started first, beside gdb, and counted in the time."""
     env = os.environ | {"DEBUGINFOD_URLS": url, "DEBUGINFOD_CACHE_PATH": str(cache),
                         "DEBUGINFOD_TIMEOUT": "60"}
     t = time.perf_counter()
+    hint = subprocess.Popen(prefetch, stdout=subprocess.DEVNULL, env=env) if prefetch else None
     proc = subprocess.run(
         ["gdb", "-nx", "-batch", "-iex", "set debuginfod enabled on",
          "-iex", "set debug-file-directory /nonexistent", "-ex", "bt",
          "-ex", "list bench_f0", "-ex", "info sharedlibrary", str(program), str(core)],
         capture_output=True, text=True, env=env, timeout=1800)
+    if hint is not None and hint.wait(timeout=600) != 0:
+        raise SystemExit(f"{prefetch} failed")
     return time.perf_counter() - t, proc.stdout + proc.stderr
 
 
@@ -158,6 +166,25 @@ def sources_session(url: str, sources: list[tuple[str, str]], cache: Path) -> tu
                              env=env, timeout=600)
         ok += got.returncode == 0
     return time.perf_counter() - t, ok
+
+
+PHASES = ("gdb cold", "gdb warm", "gdb prefetch", "sources cold", "sources warm")
+
+
+def where_the_time_goes(log: str) -> str:
+    """Requests and their summed seconds by kind and status, and the summed steps they waited
+    for, from serve's log lines ("GET /buildid/ID/KIND... STATUS 0.012s FILE (lookup 7 ms,
+    download 5 ms, read 3 ms, write 1 ms)")."""
+    kinds: dict[str, list[float]] = {}
+    steps: dict[str, float] = {}
+    for m in re.finditer(r"^GET /buildid/\w+/(\w+)\S* (\d+) (\d+\.\d+)s(.*)$", log,
+                         re.MULTILINE):
+        kinds.setdefault(f"{m.group(1)} {m.group(2)}", []).append(float(m.group(3)))
+        for step, ms in re.findall(r"([a-zA-Z ]+?) (\d+) ms", m.group(4)):
+            steps[step.strip(" ,(")] = steps.get(step.strip(" ,("), 0.0) + int(ms) / 1000
+    return ("; ".join(f"{k}: {len(v)} requests, {sum(v):.2f} s (max {max(v) * 1000:.0f} ms)"
+                      for k, v in sorted(kinds.items()))
+            + "\n    waiting for: " + ", ".join(f"{k} {v:.2f} s" for k, v in steps.items()))
 
 
 def wait_indexed(url: str, expected: int, proc: subprocess.Popen[bytes]) -> float:
@@ -185,6 +212,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--libs", type=int, default=110)
     ap.add_argument("--runs", type=int, default=2)
+    ap.add_argument("--mirror-ms", type=float, default=0.0,
+                    help="delay of the stand-in mirror before each answer (a remote mirror's "
+                         "round trips; debuginfod reads the rpms locally whatever this is)")
     args = ap.parse_args()
     with ExitStack() as stack:
         work = Path(tempfile.mkdtemp(prefix="bench-serve-"))
@@ -212,7 +242,8 @@ def main() -> int:
             return url
 
         port = free_port()
-        files = start([PY, "-c", FILE_SERVER, str(port), str(work / "rpms")],
+        files = start([PY, "-c", FILE_SERVER, str(port), str(work / "rpms"),
+                       str(args.mirror_ms)],
                       f"http://127.0.0.1:{port}")
         env = os.environ | {"DARKSERVER_DATABASE_URL": f"sqlite:///{work}/bench.sqlite3",
                             "DJANGO_SETTINGS_MODULE": "darkserver.settings",
@@ -221,6 +252,8 @@ def main() -> int:
         t = time.perf_counter()
         run([PY, "-c", IMPORT, files, str(work / "rpms")], env=env, cwd=ROOT)
         print(f"darkimport: {nrpms} rpms into the Darkserver in {time.perf_counter() - t:.1f} s")
+        if args.mirror_ms:
+            print(f"the stand-in mirror waits {args.mirror_ms:g} ms before each answer")
         port = free_port()
         server = start([str(BIN / "gunicorn"), "-c", "conf/gunicorn.conf.py", "--workers", "2",
                         "--bind", f"127.0.0.1:{port}", "darkserver.asgi:application"],
@@ -229,11 +262,7 @@ def main() -> int:
         conf.write_text(f"[darkclient]\ncache_dir = {work}/client\ncheck_timeout = 2\n"
                         "[urls fc]\nmirror =\nmirror_debug =\nkoji =\nkoji_debug =\n"
                         "archive =\narchive_debug =\n")
-        port = free_port()
         client_env = os.environ | {"DARKCLIENT_CONF": str(conf), "NO_PROXY": "127.0.0.1"}
-        ours = start([str(BIN / "darkclient"), "serve", "--listen", f"127.0.0.1:{port}",
-                      "--server", server, "--cache-dir", str(work / "serve-cache")],
-                     f"http://127.0.0.1:{port}", client_env)
         port = free_port()
         theirs = f"http://127.0.0.1:{port}"
         t = time.perf_counter()
@@ -241,35 +270,83 @@ def main() -> int:
                "-R", str(work / "rpms"), "-t", "0", "-g", "0"], theirs, health="/metrics")
         print(f"debuginfod: indexed {nrpms} rpms in "
               f"{wait_indexed(theirs, nrpms, procs[-1]) + time.perf_counter() - t:.1f} s")
+        serving: list[subprocess.Popen[bytes]] = []
+        logs: list[Path] = []
 
-        results: dict[str, dict[str, list[float]]] = {}
+        def fresh_serve() -> str:
+            """A new `darkclient serve` with an empty cache (memory and disk): cold."""
+            for p in serving:
+                p.terminate()
+                p.wait(timeout=20)
+                procs.remove(p)
+            serving.clear()
+            n = len(logs)
+            logs.append(work / f"serve-{n}.log")
+            port = free_port()
+            url = f"http://127.0.0.1:{port}"
+            with open(logs[-1], "wb") as log:
+                procs.append(subprocess.Popen(
+                    [str(BIN / "darkclient"), "serve", "--listen", f"127.0.0.1:{port}",
+                     "--server", server, "--cache-dir", str(work / f"serve-cache-{n}")],
+                    env=client_env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log))
+            serving.append(procs[-1])
+            wait_http(url + "/", procs[-1])
+            return url
+
+        ours = "darkclient serve"
+        results: dict[str, dict[str, list[float]]] = {
+            label: {k: [] for k in PHASES} for label in (ours, "debuginfod")}
         outputs: dict[str, str] = {}
-        for label, url in (("darkclient serve", ours), ("debuginfod", theirs)):
-            r = results.setdefault(label, {"gdb": [], "sources": []})
-            for i in range(args.runs):
-                # A fresh gdb/debuginfod-client cache each run; serve's own cache stays warm
-                # after the first run (as debuginfod's index does).
-                took, out = gdb_session(url, program, core, work / f"c-{label}-{i}")
-                r["gdb"].append(took)
-                outputs[label] = out
-                took, ok = sources_session(url, sources, work / f"s-{label}-{i}")
-                r["sources"].append(took)
-                if ok != len(sources):
-                    print(f"{label}: only {ok} of {len(sources)} sources found")
-        for label, r in results.items():
-            print(f"{label}: gdb bt+list with {args.libs + 1} modules: "
-                  + ", ".join(f"{x:.2f}" for x in r["gdb"]) + " s (cold first); "
-                  f"{len(sources)} sources by debuginfod-find: "
-                  + ", ".join(f"{x:.2f}" for x in r["sources"]) + " s")
+        cache_n = 0
+
+        def client_cache() -> Path:
+            nonlocal cache_n
+            cache_n += 1
+            return work / f"client-cache-{cache_n}"
+
+        for i in range(args.runs):
+            # Alternating order, so that neither side always runs on the busier half of the
+            # machine's load; a fresh gdb/debuginfod-client cache for every session.
+            for label in (ours, "debuginfod") if i % 2 == 0 else ("debuginfod", ours):
+                r = results[label]
+                url = fresh_serve() if label == ours else theirs
+                for phase in ("gdb cold", "gdb warm"):
+                    took, out = gdb_session(url, program, core, client_cache())
+                    r[phase].append(took)
+                    outputs[label] = out
+                # Cold again, with `darkclient prefetch CORE` started beside gdb (debuginfod
+                # has no such hint: its figure is a second cold gdb).
+                url = fresh_serve() if label == ours else theirs
+                hint = [str(BIN / "darkclient"), "prefetch", str(core), "--serve", url]
+                took, out = gdb_session(url, program, core, client_cache(),
+                                        hint if label == ours else None)
+                r["gdb prefetch"].append(took)
+                url = fresh_serve() if label == ours else theirs
+                for phase in ("sources cold", "sources warm"):
+                    took, ok = sources_session(url, sources, client_cache())
+                    r[phase].append(took)
+                    if ok != len(sources):
+                        print(f"{label}: only {ok} of {len(sources)} sources found")
+        for p in serving:
+            p.terminate()
+            p.wait(timeout=20)
+        print(f"seconds per session (runs alternate the order; serve / debuginfod), "
+              f"{args.libs + 1} modules, {len(sources)} sources:")
+        for phase in PHASES:
+            pairs = zip(results[ours][phase], results["debuginfod"][phase], strict=True)
+            print(f"  {phase:13} " + ", ".join(f"{a:.2f}/{b:.2f}" for a, b in pairs)
+                  + f"   best {min(results[ours][phase]):.2f}/"
+                  f"{min(results['debuginfod'][phase]):.2f}")
         for label, out in outputs.items():
             listed = "return x + 0;" in out
             frames = len(re.findall(r"^#\d+ ", out, re.MULTILINE))
             unread = len(re.findall(r"\(\*\)\s+\S*libbench\d+\.so$", out, re.MULTILINE))
             print(f"{label}: bt {frames} frames, list shows the source: {listed}, "
                   f"bench libraries without debug info after loading: {unread}")
-        a = statistics.median(results["darkclient serve"]["gdb"])
-        b = statistics.median(results["debuginfod"]["gdb"])
-        print(f"gdb median: darkclient serve {a:.2f} s, debuginfod {b:.2f} s ({a / b:.2f}x)")
+        print("serve's own time per request (its log), by kind, first run's sessions "
+              "(gdb cold+warm, gdb with prefetch, sources cold+warm):")
+        for log in logs[:3]:
+            print("  " + where_the_time_goes(log.read_text()))
     return 0
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from darkcore.elf import read_elf_path
+from darkcore.elf import ElfInfo, read_elf_path
 from darkcore.errors import PackageError
 from darkcore.package import Member, iter_members
 from darkcore.paths import PathRejected, normalize_member_path
@@ -58,19 +58,35 @@ def _write(src: Readable, dest: Path) -> str:
     return tmp
 
 
+def elf_build_id(read: Callable[[], ElfInfo | None]) -> str | None:
+    """The build-id (lower-case hex) of an ELF file, "" when it has none, None when it is
+    not ELF; raises PackageError when it is ELF but unreadable."""
+    info = read()
+    if info is None:
+        return None
+    return info.build_id.hex() if info.build_id else ""
+
+
+def check_build_id(member: str, read: Callable[[], ElfInfo | None], wanted: str) -> str:
+    """Why the ELF file ``read`` returns is not the one with build-id ``wanted`` ("": it is).
+    The one rule for every file the client installs or serves."""
+    try:
+        found = elf_build_id(read)
+    except PackageError as exc:
+        return f"{member}: not a usable ELF file ({exc})"
+    if found != wanted:
+        got = (found or "none") if found is not None else "not ELF"
+        return f"{member}: build-id {got} differs from {wanted}"
+    return ""
+
+
 def _install(src: Readable, target: Target, mtime: int) -> Outcome:
     tmp = _write(src, target.dest)
     try:
         if target.build_id is not None:
-            try:
-                info = read_elf_path(tmp)
-            except PackageError as exc:
-                return Outcome(target, False, f"{target.member}: not a usable ELF file ({exc})")
-            found = info.build_id if info else None
-            if info is None or found is None or found.hex() != target.build_id:
-                got = found.hex() if found else "none" if info else "not ELF"
-                return Outcome(target, False,
-                               f"{target.member}: build-id {got} differs from {target.build_id}")
+            error = check_build_id(target.member, lambda: read_elf_path(tmp), target.build_id)
+            if error:
+                return Outcome(target, False, error)
         os.chmod(tmp, 0o644)
         if mtime:
             os.utime(tmp, (mtime, mtime))
@@ -160,3 +176,45 @@ def extract_tree(package: BinaryIO, prefix: str,
             done = _copy(first, Target(None, other, place(other)))
             written.append((other, done.target.dest, member.mtime))
     return written
+
+
+@dataclass(slots=True)
+class Held:
+    """A regular file read from a package into memory."""
+
+    paths: list[str]  # its normalised install paths (more than one: hard links)
+    data: bytes
+    mtime: int
+
+
+def extract_files(package: BinaryIO, keep: Callable[[str, bytes], bool], need: set[str],
+                  budget: int) -> list[Held]:
+    """Every regular file of ``package`` with a path in ``need``, and those for which
+    ``keep(path, data)`` holds while their bytes fit in ``budget``, read into memory. Reading
+    a package once this way answers every later request for its other members; a caller
+    checks an ELF file's build-id (``check_build_id``) before handing it out. Raises
+    PackageError when the package cannot be read."""
+    held: list[Held] = []
+    by_path: dict[str, Held] = {}
+    spent = 0
+    for member in iter_members(package, mtimes=True):
+        paths = list(_paths(member.names))
+        if member.type == "hardlink":  # deb: the data came with an earlier member
+            first = by_path.get(_link_target(member))
+            if first is not None:
+                first.paths.extend(paths)
+            continue
+        if not member.is_regular or member.data is None:
+            continue
+        needed = any(p in need for p in paths)
+        if not needed and spent + member.size > budget:
+            continue
+        data = member.data.read()
+        if not needed and not any(keep(p, data) for p in paths):
+            continue
+        spent += len(data)
+        h = Held(paths, data, member.mtime)
+        held.append(h)
+        for p in paths:
+            by_path.setdefault(p, h)
+    return held

@@ -34,13 +34,13 @@ def safe_filename(package: dict[str, Any]) -> str:
 
 
 def _stream_to(session: requests.Session, url: str, out: IO[bytes], package: dict[str, Any],
-               timeout: float) -> None:
+               timeout: float, connect: float | None = None) -> None:
     expected_size = int(package.get("size") or 0)
     expected_sha = str(package.get("sha256") or "").lower()
     digest = hashlib.sha256()
     got = 0
     try:
-        with session.get(url, stream=True, timeout=(timeout, timeout)) as resp:
+        with session.get(url, stream=True, timeout=(connect or timeout, timeout)) as resp:
             if resp.status_code != 200:
                 raise DownloadError(f"{url}: HTTP {resp.status_code}")
             for chunk in resp.iter_content(CHUNK):
@@ -81,11 +81,12 @@ def download_to_dir(session: requests.Session, url: str, package: dict[str, Any]
 
 
 def download_spooled(session: requests.Session, url: str, package: dict[str, Any],
-                     timeout: float) -> IO[bytes]:
-    """Download into memory (spilling to an anonymous temporary file when large)."""
+                     timeout: float, connect: float | None = None) -> IO[bytes]:
+    """Download into memory (spilling to an anonymous temporary file when large); ``connect``
+    bounds the wait for a connection when it differs from the wait for data."""
     out = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115 - returned
     try:
-        _stream_to(session, url, out, package, timeout)
+        _stream_to(session, url, out, package, timeout, connect)
     except BaseException:
         out.close()
         raise

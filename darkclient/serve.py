@@ -6,10 +6,16 @@ downloaded and the one member extracted and checked against its build-id), ``/so
 (from the build's -debugsource package, which the server names), ``/section/NAME`` (from the
 debug file, else the executable). Headers: X-DEBUGINFOD-FILE (basename), -SIZE, -ARCHIVE and
 Last-Modified (the member's time). 404 unknown, 502 package or URL failure, 503 Darkserver
-unreachable, the reason in the body and in one log line per request. Files are kept in a
-bounded on-disk cache, evicted least recently used first; 404s are remembered for a minute so
-a debugger asking again and again costs one lookup. The Darkserver itself stays
-metadata-only: packages are fetched here, on the debugging machine.
+unreachable, the reason in the body and in one log line per request.
+
+Costs, first time: a lookup (reused 5 minutes, as is a build's list of source packages), the
+package by a GET of its first candidate URL (the candidates are checked only when that fails),
+read once: its ELF files and sources stay in memory (servecache.Packages), so the package's
+other build-ids and files cost nothing more. Answers go to a bounded on-disk cache
+(servecache.Cache); 404s are remembered for a minute so a debugger asking again and again costs
+one lookup. ``POST /prefetch`` (``darkclient prefetch CORE``) hands over a core's build-ids up
+front. The Darkserver itself stays metadata-only: packages are fetched here, on the debugging
+machine.
 """
 
 from __future__ import annotations
@@ -23,84 +29,47 @@ import posixpath
 import shutil
 import threading
 import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from email.utils import formatdate
+from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, BinaryIO, TextIO, cast
+from typing import IO, Any, BinaryIO, TextIO, cast
 from urllib.parse import unquote
 
 from darkclient import config as configmod
-from darkclient.debugdir import extract_tree
+from darkclient.debugdir import Held, check_build_id, extract_files
 from darkclient.download import download_spooled
-from darkclient.errors import ClientError, ConfigError
-from darkclient.fetch import Job, pick, run_jobs
+from darkclient.errors import ClientError, ConfigError, DownloadError
+from darkclient.fetch import pick
 from darkclient.lookup import Match, lookup
+from darkclient.servecache import Cache, Contents, Packages
 from darkclient.sources import SOURCE_ROOT, pick_source, source_docs
-from darkclient.urls import Resolver, candidates, make_session
+from darkclient.urls import Resolver, candidates, host_of, make_session
 from darkcore import buildid, settings
-from darkcore.elf import read_section
+from darkcore.elf import read_elf_bytes, read_section
 from darkcore.errors import PackageError
 from darkcore.paths import PathRejected, normalize_member_path
 
 MISS_TTL = 60.0
+# A lookup's matches and a build's source packages are reused this long: a debugger asks
+# debuginfo, then source files, then sections of the same build-ids within seconds.
+ANSWER_TTL = 300.0
+# Packages fetched at once for a prefetch: downloads overlap with reading other packages.
+# With a mirror 20 ms away (bench_serve --mirror-ms 20) gdb waited 0.64 s for downloads the
+# prefetch had not reached with four, 0.36 s with eight.
+PREFETCH_WORKERS = 8
+PREFETCH_BODY = 4 << 20  # bytes of a POST /prefetch body (some 50,000 build-ids)
+ELF_MAGIC = b"\x7fELF"
+
+
 def parse_size(text: str) -> int:
     try:
         return settings.parse_size(text)
     except ValueError:
         raise ConfigError(f"bad size {text!r} (use e.g. 500M or 2G)") from None
-
-
-class Cache:
-    """Extracted files under ROOT/HEX/KIND (+ KIND.json with headers), LRU by mtime."""
-
-    def __init__(self, root: Path, limit: int) -> None:
-        self.root = root
-        self.limit = limit
-        self._lock = threading.Lock()
-        root.mkdir(parents=True, exist_ok=True)
-
-    def path(self, build_id: str, kind: str) -> Path:
-        return self.root / build_id / kind
-
-    def get(self, build_id: str, kind: str) -> tuple[Path, dict[str, str]] | None:
-        path = self.path(build_id, kind)
-        try:
-            meta = json.loads(path.with_suffix(".json").read_text())
-            os.utime(path)  # the LRU clock
-        except (OSError, ValueError):
-            return None
-        return path, {str(k): str(v) for k, v in meta.items()}
-
-    def put_meta(self, build_id: str, kind: str, meta: dict[str, str]) -> None:
-        self.path(build_id, kind).with_suffix(".json").write_text(json.dumps(meta))
-        self.evict(keep=self.path(build_id, kind))
-
-    def evict(self, keep: Path | None = None) -> None:
-        with self._lock:
-            files = []
-            for d in self.root.iterdir():
-                if not d.is_dir():
-                    continue
-                for f in d.iterdir():
-                    if f.suffix != ".json" and not f.name.startswith("."):
-                        with contextlib.suppress(OSError):
-                            st = f.stat()
-                            files.append((st.st_mtime, st.st_size, f))
-            total = sum(size for _, size, _ in files)
-            for _mtime, size, f in sorted(files, key=lambda x: x[0]):
-                if total <= self.limit:
-                    break
-                if f == keep:
-                    continue
-                with contextlib.suppress(OSError):
-                    f.with_suffix(".json").unlink()  # source files extracted have none
-                with contextlib.suppress(OSError):
-                    f.unlink()
-                total -= size
-            for d in self.root.iterdir():
-                with contextlib.suppress(OSError):
-                    d.rmdir()  # only succeeds when empty
 
 
 @dataclass(slots=True)
@@ -126,23 +95,82 @@ def _key(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:24]
 
 
+def _kept(path: str, data: bytes) -> bool:
+    """What a package read is kept for: its ELF files (the next build-id asked for may be a
+    sibling) and its sources."""
+    return data.startswith(ELF_MAGIC) or path.startswith(SOURCE_ROOT)
+
+
 class Service:
-    def __init__(self, cfg: configmod.Config, server: str, cache: Cache) -> None:
+    def __init__(self, cfg: configmod.Config, server: str, cache: Cache,
+                 held: int | None = None) -> None:
+        """``held``: bytes of package contents kept in memory (default: half the cache)."""
         self.cfg = cfg
         self.server = server
         self.cache = cache
+        self.packages = Packages(cache.limit // 2 if held is None else held)
         self.session = make_session()
         self.resolver = Resolver(cfg, self.session)
         self._misses: dict[tuple[str, str], tuple[float, Reply]] = {}
+        self._answers: dict[tuple[str, str], tuple[float, Any]] = {}
         self._locks: dict[tuple[str, str], threading.Lock] = {}
         self._guard = threading.Lock()
+        self._pool = ThreadPoolExecutor(4, thread_name_prefix="darkclient-serve")
+        self._prefetch_pool = ThreadPoolExecutor(PREFETCH_WORKERS,
+                                                 thread_name_prefix="darkclient-prefetch")
+        self._spent = threading.local()  # {step: seconds} of the request on this thread
 
     def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._prefetch_pool.shutdown(wait=False, cancel_futures=True)
         self.session.close()
+
+    def prefetch(self, build_ids: list[str]) -> None:
+        """Fetch every id's debuginfo in the background, in the order given. A debugger asks
+        for its modules one at a time, each request waiting for the last (gdb 13: never two
+        at once), so serve learns a core's modules from its debugger one by one; told them
+        all at once (``darkclient prefetch CORE``), it looks them up in one batch and fetches
+        their packages side by side, ahead of the debugger's requests."""
+        self._pool.submit(self._prefetch, list(dict.fromkeys(build_ids)))
+
+    def _prefetch(self, build_ids: list[str]) -> None:
+        try:
+            result = lookup(self.session, self.server, build_ids, self.cfg.timeout)
+        except ClientError:
+            return  # the debugger's own requests will say why
+        expiry = time.time() + ANSWER_TTL
+        with self._guard:
+            for bid in build_ids:
+                matches = result.results.get(bid)
+                self._answers[("matches", bid)] = (expiry, matches or self._unknown(bid))
+        for bid in build_ids:
+            if result.results.get(bid):
+                self._prefetch_pool.submit(self.fetch, bid, "debuginfo")
 
     def _lock_for(self, key: tuple[str, str]) -> threading.Lock:
         with self._guard:
             return self._locks.setdefault(key, threading.Lock())
+
+    def fetch_timed(self, build_id: str, kind: str, arg: str = "") -> tuple[Reply, str]:
+        """``fetch``, and where its time went ("lookup 7 ms, download 5 ms, ...": the steps
+        this request waited for; "" when none, i.e. a cache hit)."""
+        steps: dict[str, float] = {}
+        self._spent.steps = steps
+        try:
+            reply = self.fetch(build_id, kind, arg)
+        finally:
+            self._spent.steps = None
+        return reply, ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in steps.items())
+
+    @contextlib.contextmanager
+    def _timed(self, step: str) -> Iterator[None]:
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            steps = getattr(self._spent, "steps", None)
+            if steps is not None:
+                steps[step] = steps.get(step, 0.0) + time.monotonic() - started
 
     def fetch(self, build_id: str, kind: str, arg: str = "") -> Reply:
         """The answer to /buildid/ID/KIND[/ARG]: from the cache, or fetched and cached."""
@@ -165,23 +193,92 @@ class Service:
                 self._misses[key] = (time.time() + MISS_TTL, reply)
             return reply
 
-    def _matches(self, build_id: str) -> list[Match] | Reply:
-        try:
-            result = lookup(self.session, self.server, [build_id], self.cfg.timeout)
-        except ClientError as exc:
-            return Reply(503, str(exc))
-        matches = result.results.get(build_id, [])
-        if not matches:
-            return Reply(404, f"build-id {build_id} unknown to {self.server}")
-        return matches
+    def _remembered(self, what: str, build_id: str, ask: Callable[[], Any]) -> Any:
+        """``ask()``'s answer about ``build_id``, reused for ANSWER_TTL; a failure to ask (a
+        Reply other than 404) is not remembered."""
+        now = time.time()
+        with self._guard:
+            got = self._answers.get((what, build_id))
+            if got is not None and got[0] > now:
+                return got[1]
+        value = ask()
+        if not isinstance(value, Reply) or value.status == 404:
+            with self._guard:
+                if len(self._answers) > 100_000:
+                    self._answers = {k: v for k, v in self._answers.items() if v[0] > now}
+                self._answers[(what, build_id)] = (now + ANSWER_TTL, value)
+        return value
 
-    def _url(self, match: Match) -> str | Reply:
-        res = self.resolver.resolve_many([candidates(match, self.cfg)])[0]
+    def _matches(self, build_id: str) -> list[Match] | Reply:
+        def ask() -> list[Match] | Reply:
+            try:
+                with self._timed("lookup"):
+                    result = lookup(self.session, self.server, [build_id], self.cfg.timeout)
+            except ClientError as exc:
+                return Reply(503, str(exc))
+            return result.results.get(build_id) or self._unknown(build_id)
+
+        return cast(list[Match] | Reply, self._remembered("matches", build_id, ask))
+
+    def _unknown(self, build_id: str) -> Reply:
+        return Reply(404, f"build-id {build_id} unknown to {self.server}")
+
+    def _source_docs(self, build_id: str) -> list[Match] | Reply:
+        def ask() -> list[Match] | Reply:
+            try:
+                return source_docs(self.session, self.server, build_id, self.cfg.timeout)
+            except ClientError as exc:
+                return Reply(503, str(exc))
+
+        return cast(list[Match] | Reply, self._remembered("sources", build_id, ask))
+
+    def _download(self, match: Match) -> tuple[IO[bytes], str] | Reply:
+        """The package of ``match`` and its URL: a GET of the first candidate straight away;
+        only when that fails are the candidates checked (HEAD, mirror, Koji, archive)."""
+        package = match.get("package") or {}
+        timeout = max(self.cfg.timeout, 30.0)
+        first = next((c.url for c in candidates(match, self.cfg)
+                      if not self.resolver.dead.is_dead(host_of(c.url))), None)
+        if first is not None:
+            try:
+                with self._timed("download"):
+                    return download_spooled(self.session, first, package, timeout,
+                                            self.cfg.check_timeout), first
+            except DownloadError:
+                pass  # not there, or not answering: ask every candidate
+        with self._timed("URL checks"):
+            res = self.resolver.resolve_many([candidates(match, self.cfg)])[0]
         if res.url is None:
-            nvra = (match.get("package") or {}).get("nvra")
             tried = "; ".join(f"{c.url}: {c.error}" for c in res.checks) or "no candidate URL"
-            return Reply(502, f"no download URL answered for {nvra} ({tried})")
-        return res.url
+            return Reply(502, f"no download URL answered for {package.get('nvra')} ({tried})")
+        try:
+            with self._timed("download"):
+                return download_spooled(self.session, res.url, package, timeout), res.url
+        except DownloadError as exc:
+            return Reply(502, str(exc))
+
+    def _contents(self, match: Match, need: set[str]) -> Contents | Reply:
+        """The files of ``match``'s package, read once for however many build-ids and source
+        files are asked of it (while memory holds it)."""
+        package = match.get("package") or {}
+        key = str(package.get("sha256") or package.get("nvra") or "")
+        with self._lock_for(("package", key)):
+            got = self.packages.get(key)
+            if got is not None and need <= got.by_path.keys():
+                return got
+            down = self._download(match)
+            if isinstance(down, Reply):
+                return down
+            stream, url = down
+            try:
+                with stream, self._timed("read"):
+                    files = extract_files(cast(BinaryIO, stream), _kept, need,
+                                          self.packages.limit)
+            except (PackageError, OSError) as exc:
+                return Reply(502, f"{package.get('nvra')}: {exc}")
+            contents = Contents(files, url)
+            self.packages.put(key, contents)
+            return contents
 
     def _file(self, build_id: str, kind: str) -> Reply:
         matches = self._matches(build_id)
@@ -190,17 +287,23 @@ class Service:
         match = pick(matches, kind == "debuginfo")
         if match is None:
             return Reply(404, f"no {kind} file known for {build_id}")
-        url = self._url(match)
-        if isinstance(url, Reply):
-            return url
-        dest = self.cache.path(build_id, kind)
-        outcome = run_jobs(self.session, [Job(build_id, match, url, dest)],
-                           max(self.cfg.timeout, 30.0))[0]
-        if not outcome.ok:
-            return Reply(502, outcome.error)
-        os.utime(dest)  # the LRU clock; the member's own time goes to Last-Modified
-        headers = _file_headers(str(match.get("path") or ""), url, outcome.mtime)
-        self.cache.put_meta(build_id, kind, headers)
+        member = str(match.get("path") or "")
+        try:
+            path = normalize_member_path(member)
+        except PathRejected as exc:
+            return Reply(502, str(exc))
+        contents = self._contents(match, {path})
+        if isinstance(contents, Reply):
+            return contents
+        held = contents.by_path.get(path)
+        if held is None:
+            return Reply(502, f"{member}: not in the package")
+        error = check_build_id(member, partial(read_elf_bytes, held.data), build_id)
+        if error:
+            return Reply(502, error)
+        headers = _file_headers(member, contents.archive, held.mtime)
+        with self._timed("write"):
+            dest = self.cache.put(build_id, kind, held.data, headers)
         return Reply(200, "", dest, headers)
 
     def _section(self, build_id: str, section: str, name: str) -> Reply:
@@ -222,76 +325,40 @@ class Service:
             if data is None:
                 reasons.append(f"the {kind} file has no section {section} with contents")
                 continue
-            dest = self.cache.path(build_id, name)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            dest.write_bytes(data)
             headers = dict(got.headers)
-            self.cache.put_meta(build_id, name, headers)
-            return Reply(200, "", dest, headers)
+            return Reply(200, "", self.cache.put(build_id, name, data, headers), headers)
         return Reply(404, f"section {section} of {build_id}: " + "; ".join(reasons))
 
     def _source(self, build_id: str, wanted: str, name: str) -> Reply:
+        # The build's source packages are asked for while the build-id is looked up.
+        docs_later = self._pool.submit(self._source_docs, build_id)
         matches = self._matches(build_id)
+        with self._timed("source lookup"):
+            docs = docs_later.result()
         if isinstance(matches, Reply):
             return matches
-        try:
-            docs = source_docs(self.session, self.server, build_id, self.cfg.timeout)
-        except ClientError as exc:
-            return Reply(503, str(exc))
+        if isinstance(docs, Reply):
+            return docs
         arch = str((matches[0].get("package") or {}).get("arch") or "")
         doc = pick_source(docs, arch)
         if doc is None:
             return Reply(404, f"no source package known for the build of {build_id}")
         nvra = str(doc["package"].get("nvra") or "")
-        tree = self._source_tree(doc)
-        if isinstance(tree, Reply):
-            return tree
-        found = _find_source(tree, wanted)
+        contents = self._contents(doc, set())
+        if isinstance(contents, Reply):
+            return contents
+        sources = {p: h for p, h in contents.by_path.items() if p.startswith(SOURCE_ROOT)}
+        found = _find_source(sources, wanted)
         if found is None:
             return Reply(404, f"{wanted} is not in {nvra}")
-        path, entry = found
-        headers = _file_headers(path, str(entry["archive"]), int(entry["mtime"]))
-        dest = self.cache.path(build_id, name)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            shutil.copyfile(self.cache.root / str(entry["file"]), dest)
-        except OSError:  # evicted from the cache since: extracted again on the next request
-            with contextlib.suppress(OSError):
-                (self.cache.root / str(entry["file"])).parent.joinpath("index.json").unlink()
-            return Reply(503, f"{path}: evicted from the cache, ask again")
-        self.cache.put_meta(build_id, name, headers)
+        path, held = found
+        headers = _file_headers(path, contents.archive, held.mtime)
+        with self._timed("write"):
+            dest = self.cache.put(build_id, name, held.data, headers)
         return Reply(200, "", dest, headers)
 
-    def _source_tree(self, doc: Match) -> dict[str, dict[str, Any]] | Reply:
-        """{install path: {file, mtime, archive}} of a source package, extracted once into
-        the cache (under src-KEY/) however many build-ids and files are asked for."""
-        nvra = str(doc["package"].get("nvra") or "")
-        folder = f"src-{_key(nvra)}"
-        index = self.cache.root / folder / "index.json"
-        with self._lock_for(("source", nvra)):
-            with contextlib.suppress(OSError, ValueError):
-                tree: dict[str, dict[str, Any]] = json.loads(index.read_text())
-                return tree
-            url = self._url(doc)
-            if isinstance(url, Reply):
-                return url
-            timeout = max(self.cfg.timeout, 30.0)
-            try:
-                with download_spooled(self.session, url, doc["package"], timeout) as stream:
-                    files = extract_tree(
-                        cast(BinaryIO, stream), SOURCE_ROOT,
-                        lambda p: self.cache.root / folder / _key(p))
-            except (ClientError, PackageError, OSError) as exc:
-                return Reply(502, f"{nvra}: {exc}")
-            tree = {path: {"file": f"{folder}/{dest.name}", "mtime": mtime, "archive": url}
-                    for path, dest, mtime in files}
-            index.parent.mkdir(parents=True, exist_ok=True)
-            index.write_text(json.dumps(tree))
-            return tree
 
-
-def _find_source(tree: dict[str, dict[str, Any]], wanted: str) -> tuple[str, dict[str, Any]] \
-        | None:
+def _find_source(tree: dict[str, Held], wanted: str) -> tuple[str, Held] | None:
     """A path as it is in the package; else (a DWARF name relative to its comp_dir, or a
     build directory other than /usr/src/debug) by its trailing components, when exactly one
     file of the package ends that way."""
@@ -333,6 +400,9 @@ def parse_request(target: str) -> tuple[str, str, str] | str:
 
 class Handler(BaseHTTPRequestHandler):
     server_version = "darkclient-debuginfod/1"
+    # Headers and body leave in separate writes: without TCP_NODELAY a keep-alive client's
+    # next answer waits for the delayed ACK of the previous one (~40 ms).
+    disable_nagle_algorithm = True
     service: Service  # set on the subclass made by make_server
     log: TextIO | None = None  # one line per request goes here (set by make_server)
 
@@ -362,7 +432,7 @@ class Handler(BaseHTTPRequestHandler):
             self._line(404, started, parsed)
             return
         build_id, kind, arg = parsed
-        reply = self.service.fetch(build_id, kind, arg)
+        reply, steps = self.service.fetch_timed(build_id, kind, arg)
         if reply.status != 200 or reply.path is None:
             self._text(reply.status, reply.reason, body)
             self._line(reply.status, started, reply.reason)
@@ -385,10 +455,44 @@ class Handler(BaseHTTPRequestHandler):
             self.end_headers()
             if body:
                 shutil.copyfileobj(f, self.wfile, 1 << 20)
-        self._line(200, started, reply.headers.get("X-DEBUGINFOD-FILE", ""))
+        served = reply.headers.get("X-DEBUGINFOD-FILE", "")
+        self._line(200, started, f"{served} ({steps})" if steps else served)
 
     def do_GET(self) -> None:  # noqa: N802 - stdlib name
         self._answer(True)
+
+    def do_POST(self) -> None:  # noqa: N802 - stdlib name
+        """POST /prefetch {"buildids": [...]}: 202 at once, the fetching goes on behind."""
+        started = time.monotonic()
+        status, message = self._prefetch()
+        body = json.dumps(message).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        self._line(status, started, str(message.get("error") or
+                                        f"prefetching {message.get('prefetching')}"))
+
+    def _prefetch(self) -> tuple[int, dict[str, Any]]:
+        if self.path.split("?", 1)[0] != "/prefetch":
+            self.close_connection = True  # the body, if any, is left unread
+            return 404, {"error": "not found: POST /prefetch is the one POST endpoint"}
+        try:
+            length = int(self.headers.get("Content-Length") or "")
+        except ValueError:
+            self.close_connection = True
+            return 411, {"error": "a Content-Length is required"}
+        if not 0 <= length <= PREFETCH_BODY:
+            self.close_connection = True
+            return 413, {"error": f"more than {PREFETCH_BODY} bytes"}
+        try:
+            doc = json.loads(self.rfile.read(length))
+            ids = [buildid.normalize_build_id(str(x)) for x in doc["buildids"]]
+        except (ValueError, KeyError, TypeError, buildid.BadBuildId) as exc:
+            return 400, {"error": f'want {{"buildids": [HEX, ...]}}: {exc}'}
+        self.service.prefetch(ids)
+        return 202, {"prefetching": len(set(ids))}
 
     def do_HEAD(self) -> None:  # noqa: N802 - stdlib name
         self._answer(False)

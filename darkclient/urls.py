@@ -33,6 +33,10 @@ from darkcore import urltemplates
 KIND_RANK = {"mirror": 0, "koji": 1, "package": 1, "archive": 2}
 DEBUG_SUFFIXES = ("-debuginfo", "-debugsource", "-dbgsym", "-dbg")
 MAX_WORKERS = 16
+# How long a check's answer is reused by a long-lived resolver (``darkclient serve``): a URL
+# that failed may be there a minute later (a mirror syncing), one that answered rarely goes.
+CHECK_OK_TTL = 3600.0
+CHECK_FAILED_TTL = 60.0
 
 
 def is_debug_package(package: dict[str, Any]) -> bool:
@@ -166,7 +170,11 @@ class Resolver:
         self.cfg = cfg
         self.session = session or make_session()
         self.dead = dead_hosts or DeadHosts(cfg.cache_dir / "dead-hosts.json", cfg.dead_host_ttl)
-        self._results: dict[str, Check] = {}
+        self._results: dict[str, tuple[float, Check]] = {}  # url -> (expiry, check)
+
+    def _known(self, url: str, now: float) -> Check | None:
+        got = self._results.get(url)
+        return got[1] if got is not None and got[0] > now else None
 
     def check(self, url: str, kind: str) -> Check:
         host = host_of(url)
@@ -196,18 +204,22 @@ class Resolver:
         todo = [list(c) for c in lists]
         out = [Resolution(None, None) for _ in todo]
         ranks = sorted({KIND_RANK.get(c.kind, 3) for cl in todo for c in cl})
+        now = time.time()
         with ThreadPoolExecutor(max_workers=MAX_WORKERS) as pool:
             for rank in ranks:
                 open_ = [i for i, r in enumerate(out) if r.url is None]
                 wanted = {c.url: c.kind for i in open_ for c in todo[i]
-                          if KIND_RANK.get(c.kind, 3) == rank and c.url not in self._results}
+                          if KIND_RANK.get(c.kind, 3) == rank and not self._known(c.url, now)}
+                answered: dict[str, Check] = {}
                 for check in pool.map(lambda kv: self.check(*kv), list(wanted.items())):
-                    self._results[check.url] = check
+                    answered[check.url] = check
+                    ttl = CHECK_OK_TTL if check.ok else CHECK_FAILED_TTL
+                    self._results[check.url] = (time.time() + ttl, check)
                 for i in open_:
                     for c in todo[i]:
                         if KIND_RANK.get(c.kind, 3) != rank:
                             continue
-                        check = self._results[c.url]
+                        check = answered.get(c.url) or self._results[c.url][1]
                         out[i].checks.append(check)
                         if check.ok:
                             out[i].url, out[i].kind = c.url, c.kind

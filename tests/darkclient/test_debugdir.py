@@ -6,12 +6,15 @@ from __future__ import annotations
 import io
 import shlex
 import subprocess
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from darkclient.cli import main
+from darkclient.debugdir import check_build_id, extract_files
+from darkcore.elf import read_elf_bytes
 from darkserver.lookup.models import Package
 from tests.darkclient.conftest import (
     MAIN_C,
@@ -172,3 +175,26 @@ def test_rpm_none_really_has_no_compressor_tag(payload_kinds: dict[str, PayloadK
     cpio = subprocess.run(["rpm2cpio", str(payload_kinds["rpm-none"].package)],
                           capture_output=True, check=True).stdout
     assert cpio.startswith(b"070701")  # rpm2cpio reads it: the package is valid
+
+
+def test_extract_files_reads_a_package_once(program: Program, rpms: Rpms) -> None:
+    """serve's path: the files wanted (ELF files, sources) in memory, within a budget, with the
+    members needed kept whatever the budget; the build-id rule is the one --debug-dir uses."""
+    debug = "/usr/lib/debug/usr/bin/crashy-1.0-1.fc40.x86_64.debug"
+    with open(rpms.debuginfo, "rb") as f:
+        [held] = extract_files(f, lambda p, d: d.startswith(b"\x7fELF"), set(), 1 << 30)
+    assert held.paths == [debug] and held.data == program.debug.read_bytes()
+    assert held.mtime > 0
+    assert check_build_id(debug, partial(read_elf_bytes, held.data), program.main_id) == ""
+    assert check_build_id(debug, partial(read_elf_bytes, held.data), program.liba_id) == \
+        f"{debug}: build-id {program.main_id} differs from {program.liba_id}"
+    assert check_build_id("x", partial(read_elf_bytes, b"text"), program.main_id) == \
+        f"x: build-id not ELF differs from {program.main_id}"
+    with open(rpms.debugsource, "rb") as f:
+        [src] = extract_files(f, lambda p, d: True, set(), 1 << 30)
+    assert src.paths == [SOURCE_PATH] and src.data.decode() == MAIN_C
+    with open(rpms.debugsource, "rb") as f:  # over the budget: not kept ...
+        assert extract_files(f, lambda p, d: True, set(), 10) == []
+    with open(rpms.debugsource, "rb") as f:  # ... unless needed
+        [src] = extract_files(f, lambda p, d: False, {SOURCE_PATH}, 0)
+    assert src.data.decode() == MAIN_C

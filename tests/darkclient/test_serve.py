@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -17,15 +18,23 @@ import pytest
 import requests
 
 from darkclient import config as configmod
-from darkclient.serve import Cache, Service, make_server, parse_size
+from darkclient.cli import main as cli_main
+from darkclient.prefetch import core_build_ids
+from darkclient.serve import Service, make_server, parse_size
+from darkclient.servecache import Cache
+from darkserver.lookup.models import Package
 from tests.darkclient.conftest import (
     MAIN_C,
     FileServer,
     PayloadKind,
     Program,
     Rpms,
+    add_package,
     add_payload_kind,
+    copy_to,
     hanging_server,
+    make_build,
+    write_conf,
 )
 from tests.darkclient.test_debugdir import KINDS
 from tests.programs import SOURCE_PATH
@@ -152,17 +161,23 @@ def test_gdb_through_debuginfod(endpoint: tuple[str, Path], crashy_rows: dict[st
 
 
 def test_cache_is_bounded_lru(tmp_path: Path) -> None:
-    cache = Cache(tmp_path / "c", limit=250)
-    for i, name in enumerate(["aa", "bb", "cc"]):
-        path = cache.path(name * 10, "debuginfo")
-        path.parent.mkdir(parents=True)
-        path.write_bytes(b"x" * 100)
+    root = tmp_path / "c"
+    cache = Cache(root, limit=250)
+    for i, name in enumerate(["aa", "bb"]):
+        path = cache.put(name * 10, "debuginfo", b"x" * 100, {"X-DEBUGINFOD-FILE": name})
         os.utime(path, (1000 + i, 1000 + i))
-        (path.parent / "debuginfo.json").write_text("{}")
-    assert cache.get("aa" * 10, "debuginfo") is not None  # a hit makes aa the newest
-    cache.put_meta("cc" * 10, "debuginfo", {})
-    left = sorted(p.name for p in (tmp_path / "c").iterdir())
+    assert cache.total == 200
+    hit = cache.get("aa" * 10, "debuginfo")  # a hit makes aa the newest
+    assert hit is not None and hit[1] == {"X-DEBUGINFOD-FILE": "aa"}
+    cache.put("cc" * 10, "debuginfo", b"y" * 100, {})
+    left = sorted(p.name for p in root.iterdir())
     assert left == ["aa" * 10, "cc" * 10]  # bb was least recently used
+    assert cache.total == 200
+    # The count starts from what is on disk, and a replaced answer is counted once.
+    again = Cache(root, limit=250)
+    assert again.total == 200
+    again.put("cc" * 10, "debuginfo", b"z" * 50, {})
+    assert again.total == 150 and again.path("cc" * 10, "debuginfo").read_bytes() == b"z" * 50
     assert parse_size("2G") == 2 << 30 and parse_size("500M") == 500 << 20
 
 
@@ -171,7 +186,6 @@ def test_serve_command(darkserver: str, client_env: Path, crashy_rows: dict[str,
     """The console script itself: `darkclient serve --listen` in its own process."""
     import socket
     import sys
-    import time
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -245,3 +259,202 @@ def test_upstream_failures_say_why(endpoint: tuple[str, Path], crashy_rows: dict
     assert re.fullmatch(rf"GET /buildid/{program.main_id}/executable 503 \d+\.\d{{3}}s "
                         r"Darkserver at .* did not answer within 1 s", first), first
     assert second.startswith("GET /nothing 404 ") and "not found" in second
+
+
+LIBS_SPEC = """\
+%global debug_package %{{nil}}
+%global __os_install_post %{{nil}}
+%global _build_id_links none
+Name: crashylibs
+Version: 1.0
+Release: 1.fc40
+Summary: two libraries
+License: MIT
+BuildArch: x86_64
+%description
+libs
+%install
+mkdir -p %{{buildroot}}/usr/lib64
+install -m 0755 {liba} %{{buildroot}}/usr/lib64/liba.so
+install -m 0755 {libb} %{{buildroot}}/usr/lib64/libb.so
+%files
+/usr/lib64/liba.so
+/usr/lib64/libb.so
+"""
+
+
+@pytest.fixture
+def libs_rpm(program: Program, tmp_path: Path) -> Path:
+    """One rpm holding two ELF files with their own build-ids (liba, libb)."""
+    top = tmp_path / "rpmbuild"
+    top.mkdir()
+    spec = top / "libs.spec"
+    spec.write_text(LIBS_SPEC.format(liba=program.liba, libb=program.libb))
+    subprocess.run(["rpmbuild", "-bb", "--define", f"_topdir {top}", str(spec)],
+                   check=True, capture_output=True)
+    return top / "RPMS" / "x86_64" / "crashylibs-1.0-1.fc40.x86_64.rpm"
+
+
+def test_package_read_once_for_its_siblings(endpoint: tuple[str, Path], koji: FileServer,
+                                            program: Program, libs_rpm: Path) -> None:
+    """The second build-id of a package is answered from the package read for the first: one
+    GET for both, and no HEAD check before it (a GET of the first candidate is the check)."""
+    url = copy_to(koji, libs_rpm)
+    add_package("crashylibs", make_build("crashylibs"), libs_rpm, url,
+                [(program.liba_id, "/usr/lib64/liba.so", False),
+                 (program.libb_id, "/usr/lib64/libb.so", False)])
+    base, _ = endpoint
+    for bid, lib in ((program.liba_id, program.liba), (program.libb_id, program.libb)):
+        r = requests.get(f"{base}/buildid/{bid}/executable", timeout=60)
+        assert r.status_code == 200, r.text
+        assert r.content == lib.read_bytes()
+        assert r.headers["X-DEBUGINFOD-ARCHIVE"] == url
+    assert koji.requests == [("GET", "/" + libs_rpm.name)]
+
+
+def test_failed_direct_get_falls_back_to_checks(darkserver: str, client_env: Path,
+                                                 mirror: FileServer, koji: FileServer,
+                                                 crashy_rows: dict[str, Any], program: Program,
+                                                 tmp_path: Path) -> None:
+    """The first candidate (a mirror without the package) answers 404 to the GET: every
+    candidate is then checked, and the package comes from the one that answered."""
+    write_conf(client_env, tmp_path / "cache", {"mirror": [f"{mirror.url}/{{filename}}"]})
+    cfg = configmod.load(darkserver)
+    service = Service(cfg, darkserver, Cache(tmp_path / "c", 1 << 20))
+    try:
+        got = service.fetch(program.main_id, "debuginfo")
+    finally:
+        service.close()
+    assert got.status == 200 and got.path is not None, got.reason
+    assert got.path.read_bytes() == program.debug.read_bytes()
+    name = "/crashy-debuginfo-1.0-1.fc40.x86_64.rpm"
+    assert mirror.requests == [("GET", name), ("HEAD", name)]
+    koji_path = "/" + crashy_rows["debug_url"].split("/", 3)[3]
+    assert koji.requests == [("HEAD", koji_path), ("GET", koji_path)]
+
+
+def test_answers_are_remembered(darkserver: str, client_env: Path,
+                                crashy_rows: dict[str, Any], program: Program,
+                                dead_url: str, tmp_path: Path) -> None:
+    """A build-id's matches and source packages are asked once: with the Darkserver gone,
+    the other kinds of the same build-id are still answered (packages from Koji)."""
+    cfg = configmod.load(darkserver)
+    service = Service(cfg, darkserver, Cache(tmp_path / "c", 1 << 20))
+    try:
+        assert service.fetch(program.main_id, "debuginfo").status == 200
+        assert service.fetch(program.main_id, "source", SOURCE_PATH).status == 200
+        service.server = dead_url
+        exe = service.fetch(program.main_id, "executable")
+        assert exe.status == 200 and exe.path is not None, exe.reason
+        assert exe.path.read_bytes() == program.stripped.read_bytes()
+        rel = service.fetch(program.main_id, "source", "/crashy.c")
+        assert rel.status == 200 and rel.path is not None, rel.reason
+        assert rel.path.read_text() == MAIN_C
+        # An id never asked for needs the Darkserver: 503, and that is not remembered.
+        down = service.fetch(program.liba_id, "debuginfo")
+        assert down.status == 503, down.reason
+        service.server = darkserver
+        assert service.fetch(program.liba_id, "debuginfo").status == 404
+    finally:
+        service.close()
+
+
+def test_prefetch_a_core(endpoint: tuple[str, Path], crashy_rows: dict[str, Any],
+                         program: Program, cores: dict[str, Path], koji: FileServer) -> None:
+    """`darkclient prefetch CORE --serve URL` sends the core's build-ids; serve looks them up
+    in one batch and fetches every known module's debug file before it is asked for it."""
+    url, cache = endpoint
+    out = io.StringIO()
+    assert cli_main(["prefetch", str(cores["stripped"]), "--serve", url], out) == 0
+    ids = core_build_ids(str(cores["stripped"]))
+    assert program.main_id in ids and len(ids) > 1  # the program, libc, ld.so, ...
+    assert out.getvalue() == f"{url}: prefetching the debug files of {len(ids)} modules\n"
+    debug = cache / program.main_id / "debuginfo.json"
+    deadline = time.monotonic() + 120
+    while not debug.exists():  # fetched behind the 202
+        assert time.monotonic() < deadline, "prefetch did not fetch the debug file"
+        time.sleep(0.05)
+    name = "/" + crashy_rows["debug_url"].split("/", 3)[3]
+    assert koji.requests == [("GET", name)]
+    r = requests.get(f"{url}/buildid/{program.main_id}/debuginfo", timeout=30)
+    assert r.status_code == 200 and r.content == program.debug.read_bytes()
+    assert koji.requests == [("GET", name)]  # answered from the cache
+    other = next(i for i in ids if i != program.main_id)
+    miss = requests.get(f"{url}/buildid/{other}/debuginfo", timeout=30)
+    assert miss.status_code == 404 and f"build-id {other} unknown" in miss.text
+
+
+def test_prefetch_requests_checked(endpoint: tuple[str, Path], dead_url: str,
+                                   cores: dict[str, Path]) -> None:
+    url, _ = endpoint
+    for path, body, status, reason in (
+            ("/prefetch", b"nonsense", 400, "want"),
+            ("/prefetch", b'{"buildids": ["xyz"]}', 400, "want"),
+            ("/prefetch", b'{"ids": []}', 400, "want"),
+            ("/other", b"{}", 404, "POST /prefetch is the one POST endpoint")):
+        r = requests.post(url + path, data=body, timeout=10)
+        assert r.status_code == status and reason in r.json()["error"], (path, body, r.text)
+    assert requests.post(url + "/prefetch", json={"buildids": ["ab" * 20, "AB" * 20]},
+                         timeout=10).json() == {"prefetching": 1}
+    err = io.StringIO()
+    assert cli_main(["prefetch", str(cores["stripped"]), "--serve", dead_url],
+                    io.StringIO(), err) == 2
+    assert err.getvalue().startswith(f"darkclient: cannot reach darkclient serve at {dead_url}")
+
+
+def test_log_says_where_the_time_went(darkserver: str, client_env: Path,
+                                      crashy_rows: dict[str, Any], program: Program,
+                                      tmp_path: Path) -> None:
+    """A 200's log line names the steps it waited for; a cache hit waited for none."""
+    log = io.StringIO()
+    service = Service(configmod.load(darkserver), darkserver, Cache(tmp_path / "c", 1 << 20))
+    httpd = make_server(service, "127.0.0.1", 0, log)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        for _ in range(2):
+            r = requests.get(f"http://127.0.0.1:{httpd.server_address[1]}/buildid/"
+                             f"{program.main_id}/debuginfo", timeout=60)
+            assert r.status_code == 200
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        service.close()
+    first, second = log.getvalue().splitlines()
+    head = rf"GET /buildid/{program.main_id}/debuginfo 200 \d+\.\d{{3}}s " \
+           r"crashy-1\.0-1\.fc40\.x86_64\.debug"
+    assert re.fullmatch(head + r" \(lookup \d+ ms, download \d+ ms, read \d+ ms, "
+                        r"write \d+ ms\)", first), first
+    assert re.fullmatch(head, second), second
+
+
+def test_source_package_of_the_modules_arch(endpoint: tuple[str, Path],
+                                            crashy_rows: dict[str, Any], program: Program,
+                                            koji: FileServer) -> None:
+    """One source package: taken without a lookup. Several (a build for two arches): the
+    lookup says the module's arch. An unknown id: the lookup says so."""
+    url, _ = endpoint
+    debugsource = Package.objects.get(name="crashy-debugsource")
+    nvra = "crashy-debugsource-1.0-1.fc40.aarch64"
+    Package.objects.create(  # listed first (by NVRA); its URL answers 404
+        build=debugsource.build, kind="rpm", nvra=nvra, name="crashy-debugsource",
+        version="1.0", release="1.fc40", arch="aarch64", filename=f"{nvra}.rpm", size=1,
+        sha256="00" * 32, url=f"{koji.url}/nowhere/{nvra}.rpm")
+    r = requests.get(f"{url}/buildid/{program.main_id}/source{quote(SOURCE_PATH)}", timeout=60)
+    assert r.status_code == 200 and r.text == MAIN_C, r.text
+    assert r.headers["X-DEBUGINFOD-ARCHIVE"] == crashy_rows["source_url"]
+    unknown = requests.get(f"{url}/buildid/{program.liba_id}/source/x.c", timeout=60)
+    assert unknown.status_code == 404 and f"build-id {program.liba_id} unknown" in unknown.text
+
+
+def test_prefetch_starts_light() -> None:
+    """`darkclient prefetch` runs beside gdb: its start imports neither requests nor the
+    lookup commands (~0.4 s of imports), only the core reader."""
+    import sys
+
+    code = ("import sys; from darkclient.cli import parser; import darkclient.prefetch; "
+            "parser().parse_args(['prefetch', 'x', '--serve', 'http://h']); "
+            "print(sorted(m for m in ('requests', 'darkclient.commands', 'darkclient.layout') "
+            "if m in sys.modules))")
+    got = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert got.stdout == "[]\n", got.stdout

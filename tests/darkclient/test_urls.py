@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from darkclient import config as configmod
+from darkclient import urls
 from darkclient.errors import ConfigError
 from darkclient.urls import DeadHosts, Resolver, candidates, template_context
 from tests.darkclient.conftest import FileServer, write_conf
@@ -150,3 +151,20 @@ def test_one_check_per_distinct_url(client_env: Path, tmp_path: Path, mirror: Fi
     res = Resolver(cfg).resolve_many(lists)
     assert all(r.url == f"{mirror.url}/crashy-1.0-1.fc40.x86_64.rpm" for r in res)
     assert len(mirror.requests) == 1
+
+
+def test_failed_checks_expire_sooner(client_env: Path, tmp_path: Path, mirror: FileServer,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A long-lived resolver (serve) asks again about a URL that failed once its answer
+    expired, and reuses one that answered for longer."""
+    assert urls.CHECK_FAILED_TTL == 60 and urls.CHECK_OK_TTL == 3600
+    cfg = conf(client_env, tmp_path, mirror=[f"{mirror.url}/{{filename}}"])
+    resolver = Resolver(cfg)
+    monkeypatch.setattr(urls, "CHECK_FAILED_TTL", 0.0)  # expired as soon as it is stored
+    [res] = resolver.resolve_many([candidates(match(), cfg)])
+    assert res.url is None and [c.status for c in res.checks] == [404]
+    url = put(mirror, "crashy-1.0-1.fc40.x86_64.rpm")  # the mirror has synced
+    for _ in range(2):
+        [res] = resolver.resolve_many([candidates(match(), cfg)])
+        assert res.url == url
+    assert [r[0] for r in mirror.requests] == ["HEAD", "HEAD"]  # the third answer was reused
