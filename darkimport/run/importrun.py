@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Protocol, TextIO, TypeVar
 
 from darkcore.errors import PackageError, UnsupportedPackage
+from darkimport.run.options import ScanOptions
 from darkimport.run.records import PackageScan
-from darkimport.run.scan import PACKAGE_SUFFIXES, ScanOptions, scan_path
 
 T = TypeVar("T")
 
@@ -111,6 +111,8 @@ class Summary:
 
 def find_packages(paths: Iterable[str | Path]) -> tuple[list[Path], list[tuple[str, str]]]:
     """Expand directories into their package files; name what does not exist."""
+    from darkimport.run.scan import PACKAGE_SUFFIXES
+
     found: list[Path] = []
     missing: list[tuple[str, str]] = []
     for raw in paths:
@@ -128,6 +130,8 @@ def find_packages(paths: Iterable[str | Path]) -> tuple[list[Path], list[tuple[s
 
 
 def scan_one(path: str, options: ScanOptions) -> Outcome:
+    from darkimport.run.scan import scan_path  # the readers: only where a package is read
+
     try:
         return Outcome(path, scan=scan_path(path, options))
     except UnsupportedPackage as exc:

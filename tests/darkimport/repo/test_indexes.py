@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -86,3 +88,31 @@ def test_local_source_refuses_a_missing_directory(tmp_path: Path) -> None:
         RepoSource(str(tmp_path / "absent"))
     with pytest.raises(RepoError, match="only http"):
         RepoSource("ftp://mirror.example/debian")
+
+
+def test_index_read_over_http_retries_a_cut_response_and_names_a_404(rpms, tmp_path) -> None:
+    repo = make_rpm_repo(tmp_path / "repo", rpms)
+    whole = (repo / "repodata" / "repomd.xml").read_bytes()
+    with serve(repo) as http:
+        source = RepoSource(http.url, retries=2)
+        http.cut_once.add("repomd.xml")
+        assert source.read_bytes("repodata/repomd.xml") == whole
+        assert len(http.got("repomd.xml")) == 2
+        http.cut_once.add("repomd.xml")
+        with pytest.raises(RepoError, match="repomd.xml"):
+            RepoSource(http.url, retries=1).read_bytes("repodata/repomd.xml")
+        with pytest.raises(RepoError, match=r"not found \(404\)"):
+            source.read_bytes("repodata/nosuch.xml")
+        assert source.exists("repodata/repomd.xml")
+        assert not source.exists("repodata/nosuch.xml")
+
+
+def test_a_rerun_that_finds_nothing_new_does_not_import_the_readers(tmp_path) -> None:
+    """The fixed cost of a re-run (docs/BENCHMARKS.md): reading the index and the database
+    must not pull in requests or the package readers, which only a download needs."""
+    code = ("import sys, darkimport.cli, darkimport.repo.cli, darkimport.repo.run; "
+            "print(sorted(m for m in ('requests', 'darkimport.run.scan', 'darkcore.rpm') "
+            "if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, cwd=tmp_path)
+    assert done.stdout.strip() == "[]"
