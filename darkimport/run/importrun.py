@@ -111,6 +111,8 @@ class Summary:
 
 def find_packages(paths: Iterable[str | Path]) -> tuple[list[Path], list[tuple[str, str]]]:
     """Expand directories into their package files; name what does not exist."""
+    # Also loads the readers in the parent, before iter_parallel forks the workers that share
+    # them; a repository re-run, which reads no package, never comes here.
     from darkimport.run.scan import PACKAGE_SUFFIXES
 
     found: list[Path] = []
