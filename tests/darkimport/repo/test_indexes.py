@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
+import http.server
 import io
+import ssl
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 
-from darkimport.repo import debian, rpmmd
+from darkimport.repo import debian, rpmmd, source
 from darkimport.repo.entries import RepoError
 from darkimport.repo.fetch import FetchJob, fetch_and_scan
 from darkimport.repo.source import RepoSource
@@ -116,3 +120,35 @@ def test_a_rerun_that_finds_nothing_new_does_not_import_the_readers(tmp_path) ->
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True, cwd=tmp_path)
     assert done.stdout.strip() == "[]"
+
+
+def test_index_over_https_trusts_requests_ca_bundle(tmp_path, monkeypatch) -> None:
+    """urllib for the index trusts what requests trusts for the packages: REQUESTS_CA_BUNDLE,
+    else certifi's bundle (which does not know a certificate made here)."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    (tmp_path / "www").mkdir()
+    (tmp_path / "www" / "repomd.xml").write_bytes(b"<repomd/>")
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(http.server.SimpleHTTPRequestHandler,
+                                            directory=str(tmp_path / "www")))
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(cert, key)
+    server.socket = tls.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"https://127.0.0.1:{server.server_address[1]}/"
+    try:
+        monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+        monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+        source._tls_context.cache_clear()
+        with pytest.raises(RepoError, match="CERTIFICATE_VERIFY_FAILED"):
+            RepoSource(url, retries=1).read_bytes("repomd.xml")
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))
+        source._tls_context.cache_clear()
+        assert RepoSource(url, retries=1).read_bytes("repomd.xml") == b"<repomd/>"
+    finally:
+        source._tls_context.cache_clear()
+        server.shutdown()
+        server.server_close()
