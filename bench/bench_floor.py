@@ -10,7 +10,8 @@ disturbed figure):
   (its workers and external xz/zstd included) and wall seconds;
 - importer, the same unchanged tree again (known files are skipped unread): CPU-s and wall;
 - the C tools decoding the same payloads once: ``ar p PKG data.tar.* | xz -dc`` (zstd -dc,
-  gzip -dc, ...) for debs and ``rpm2cpio`` for rpms, output to /dev/null: CPU-s.
+  gzip -dc, ...) for debs and ``rpm2cpio`` for rpms, output to /dev/null: CPU-s, one package
+  at a time and (with ``--jobs`` over 1) as many at a time as the importer's jobs.
 
 Prints importer CPU-s / C tools CPU-s (the floor ratio) and re-import / first import.
 With ``--repo`` the same packages are also laid out as a dnf/yum repository (createrepo_c)
@@ -21,6 +22,8 @@ twice with ``darkserver-import repo``: the second run downloads nothing.
 from __future__ import annotations
 
 import argparse
+import compileall
+import concurrent.futures
 import contextlib
 import functools
 import http.server
@@ -45,6 +48,16 @@ _DECODERS = {".xz": "xz -dc", ".zst": "zstd -dcq", ".gz": "gzip -dc", ".bz2": "b
              ".lzma": "xz -dc --format=lzma", "": "cat"}
 
 
+def byte_compile() -> None:
+    """Compile the project's modules once, before anything is timed. An editable install has
+    no .pyc files, and with PYTHONDONTWRITEBYTECODE=1 (set in some shells and CI) every run
+    would compile ~40 modules again and count that as importer CPU; an installed package
+    ships them compiled."""
+    root = Path(__file__).resolve().parent.parent
+    for package in ("darkcore", "darkimport", "darkserver", "darkclient"):
+        compileall.compile_dir(root / package, quiet=1, workers=1)
+
+
 def children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
@@ -65,15 +78,35 @@ def deb_data_member(deb: Path) -> str:
     return next(n for n in names if n.startswith("data.tar"))
 
 
-def c_tools_script(debs: list[Path], rpms: list[Path]) -> str:
-    """One shell script that decodes every payload once, as the C tools do."""
+def c_tools_lines(debs: list[Path], rpms: list[Path]) -> list[str]:
+    """One shell command per package that decodes its payload once, as the C tools do;
+    biggest package first, the importer's order."""
     lines = []
-    for deb in debs:
-        member = deb_data_member(deb)
+    for pkg in sorted(debs + rpms, key=lambda p: (-p.stat().st_size, str(p))):
+        if pkg.suffix == ".rpm":
+            lines.append(f"rpm2cpio {shlex.quote(str(pkg))} >/dev/null")
+            continue
+        member = deb_data_member(pkg)
         decoder = _DECODERS[Path(member).suffix if member != "data.tar" else ""]
-        lines.append(f"ar p {shlex.quote(str(deb))} {member} | {decoder} >/dev/null")
-    lines.extend(f"rpm2cpio {shlex.quote(str(rpm))} >/dev/null" for rpm in rpms)
-    return "\n".join(lines)
+        lines.append(f"ar p {shlex.quote(str(pkg))} {member} | {decoder} >/dev/null")
+    return lines
+
+
+def c_tools_script(debs: list[Path], rpms: list[Path]) -> str:
+    """The C tools' commands as one shell script (one package at a time)."""
+    return "\n".join(c_tools_lines(debs, rpms))
+
+
+def timed_parallel(lines: list[str], jobs: int) -> tuple[float, float]:
+    """(CPU-s, wall) of the commands run ``jobs`` at a time, as the importer runs its scans:
+    on a shared machine two processes at once cost more CPU-s each than one after the other
+    (caches, memory bandwidth), so the floor is measured under the same parallelism."""
+    cpu, wall = children_cpu(), time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        for done in pool.map(lambda line: subprocess.run(["sh", "-e", "-c", line]), lines):
+            if done.returncode != 0:
+                raise SystemExit(f"C tools failed: {done.args}")
+    return children_cpu() - cpu, time.monotonic() - wall
 
 
 def import_twice(dirs: list[Path], jobs: int, external: str = "auto"
@@ -162,6 +195,7 @@ def main() -> None:
                         help="also import with DARKSERVER_EXTERNAL_DECOMPRESS=0 (no xz -T0)")
     args = parser.parse_args()
 
+    byte_compile()
     debs = corpus_debs()
     rpms = [] if args.no_rpms else corpus_rpms(debs)
     dirs = [CORPUS / "deb"] + ([] if args.no_rpms else [CORPUS / "rpm"])
@@ -179,7 +213,8 @@ def main() -> None:
         if args.only_repo:
             return
     script = c_tools_script(debs, rpms)
-    first = again = tools = inproc = (float("inf"), float("inf"))
+    lines = c_tools_lines(debs, rpms)
+    first = again = tools = tools_par = inproc = (float("inf"), float("inf"))
     summary: dict[str, object] = {}
     for _ in range(args.repeat):
         one, two, summary = import_twice(dirs, args.jobs)
@@ -187,6 +222,8 @@ def main() -> None:
         again = min(again, two)
         cpu, wall, _out = timed(["sh", "-e", "-c", script])
         tools = min(tools, (cpu, wall))
+        if args.jobs > 1:
+            tools_par = min(tools_par, timed_parallel(lines, args.jobs))
         if args.in_process:
             inproc = min(inproc, import_twice(dirs, args.jobs, external="0")[0])
     print(f"importer, first import: {first[0]:.2f} CPU-s, {first[1]:.2f} s wall "
@@ -195,6 +232,10 @@ def main() -> None:
     print(f"C tools decoding the same payloads once: {tools[0]:.2f} CPU-s "
           f"({tools[1]:.2f} s wall, one at a time)")
     print(f"importer / C tools (CPU): {first[0] / tools[0]:.2f}")
+    if args.jobs > 1:
+        print(f"C tools {args.jobs} at a time, as the importer's jobs: {tools_par[0]:.2f} CPU-s "
+              f"({tools_par[1]:.2f} s wall); importer / C tools (CPU): "
+              f"{first[0] / tools_par[0]:.2f}")
     if args.in_process:
         print(f"importer without the external xz -T0 (DARKSERVER_EXTERNAL_DECOMPRESS=0): "
               f"{inproc[0]:.2f} CPU-s, {inproc[1]:.2f} s wall; / C tools (CPU): "

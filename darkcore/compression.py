@@ -6,10 +6,10 @@
 Decompression is the importer's long pole (docs/BENCHMARKS.md), so input is read in
 1 MiB chunks, and a big multi-block xz stream goes through the external ``xz -T0``, which
 decodes independent blocks on several cores (see ``use_external`` for the measurements behind
-that choice). Everything else is decompressed in-process (stdlib lzma/bz2/zlib, zstandard),
-which is also the fallback when the tool is missing; both paths give the same bytes and the
-same errors. Output is always produced in bounded pieces: a payload is never held in memory
-whole.
+that choice). Everything else is decompressed in-process (stdlib lzma/bz2, ISA-L's inflate
+or zlib, zstandard), which is also the fallback when the tool is missing; both paths give the
+same bytes and the same errors. Output is always produced in bounded pieces: a payload is
+never held in memory whole.
 
 A stream that ends before its end-of-stream marker raises TruncatedError; corrupt data raises
 DecompressionError. Both are checked when the reader reaches EOF, so a consumer that stops at
@@ -30,6 +30,7 @@ import subprocess
 import threading
 import zlib
 from collections.abc import Callable
+from types import ModuleType
 from typing import BinaryIO, Protocol, cast
 
 import zstandard
@@ -101,17 +102,31 @@ def use_external(kind: str, head: bytes) -> bool:
     ``xz -T0`` decodes on several cores. A single-block xz stream or any zstd stream is as fast
     or faster in-process (no pipe copies) and costs less CPU. Multi-block xz is recognised
     by its first block header: threaded encoders (xz -T, dpkg-deb) record the block's size
-    there. Small blocks are not worth a process. DARKSERVER_EXTERNAL_DECOMPRESS=0 (never) or
-    =1 (whenever the tool is installed) overrides this.
+    there. Small blocks are not worth a process, and no stream is in a worker of a parallel
+    run (``cores_taken``). DARKSERVER_EXTERNAL_DECOMPRESS=0 (never) or =1 (whenever the tool
+    is installed) overrides this.
     """
     setting = EXTERNAL_DECOMPRESS.get()
     if setting in ("0", "1"):
         return setting == "1" and kind in EXTERNAL_TOOLS and shutil.which(
             EXTERNAL_TOOLS[kind][0]) is not None
-    if kind != "xz" or shutil.which("xz") is None:
+    if _cores_taken or kind != "xz" or shutil.which("xz") is None:
         return False
     block = xz_first_block_size(head)
     return block is not None and block >= EXTERNAL_MIN_BLOCK
+
+
+_cores_taken = False
+
+
+def cores_taken() -> None:
+    """This process is one worker of a parallel import: every core already runs a scan, so
+    ``auto`` decodes in-process. ``xz -T0`` only buys wall time with idle cores, and its pipes,
+    feeder thread and threaded decoder cost CPU: the corpus of docs/BENCHMARKS.md with 2 jobs
+    took ~4 CPU-s (~13 %) more with it than without, and no less wall (the biggest package goes
+    first, so it is never the tail)."""
+    global _cores_taken
+    _cores_taken = True
 
 
 def xz_first_block_size(head: bytes) -> int | None:
@@ -161,11 +176,22 @@ class _Decompressor(Protocol):
     def decompress(self, data: bytes, max_length: int = ...) -> bytes: ...
 
 
+# gzip: ISA-L's inflate (the isal package, in the [import] extra) decodes 2.1x as fast as zlib
+# here and 3.8x as fast as gzip -dc (docs/BENCHMARKS.md), with zlib's API and the same checks
+# (CRC-32 and size trailer). zlib when it is not installed.
+INFLATE: ModuleType
+try:
+    from isal import isal_zlib as INFLATE
+except ImportError:  # pragma: no cover - the [import] extra installs it
+    INFLATE = zlib
+
+
 class _ZlibAdapter:
     """zlib's object in the shape of lzma/bz2's: keeps its unconsumed input itself."""
 
     def __init__(self) -> None:
-        self._z = zlib.decompressobj(wbits=31)  # 31: gzip header and trailer (CRC, size)
+        # 31: gzip header and trailer (CRC, size); isal_zlib has zlib's object and types
+        self._z: zlib._Decompress = INFLATE.decompressobj(wbits=31)
 
     @property
     def eof(self) -> bool:
@@ -191,7 +217,7 @@ _FACTORIES: dict[str, Callable[[], _Decompressor]] = {
     "xz": lambda: lzma.LZMADecompressor(lzma.FORMAT_XZ),
     "lzma": lambda: lzma.LZMADecompressor(lzma.FORMAT_ALONE),
 }
-_ERRORS = (zlib.error, lzma.LZMAError, OSError, EOFError, ValueError)
+_ERRORS = (zlib.error, INFLATE.error, lzma.LZMAError, OSError, EOFError, ValueError)
 
 
 class _DecompressorReader(io.RawIOBase):
@@ -633,6 +659,7 @@ class _Hash(Protocol):
 __all__ = [
     "CHUNK",
     "KINDS",
+    "cores_taken",
     "BoundedReader",
     "DigestReader",
     "ElfDigestCheck",

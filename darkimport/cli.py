@@ -16,7 +16,7 @@ from darkcore.extras import require
 from darkcore.settings import DEB_DISTRO, ConfigError
 from darkcore.urltemplates import DEFAULT_URL_TEMPLATES, url_templates
 from darkimport.run.importrun import default_jobs, progress_stream, report, run_import
-from darkimport.run.scan import ScanOptions
+from darkimport.run.options import ScanOptions
 
 # Subcommands live in their own modules; each offers ``register(subparsers)``.
 _SUBCOMMAND_MODULES = {

@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     from darkimport.repo.entries import RepoError
     from darkimport.repo.run import progress_stream, run_repo
     from darkimport.run.importrun import report
-    from darkimport.run.scan import ScanOptions
+    from darkimport.run.options import ScanOptions
 
     if (args.component or args.arch) and not args.suite:
         print("darkserver-import repo: --component and --arch need --suite", file=sys.stderr)

@@ -27,16 +27,15 @@ from typing import TYPE_CHECKING, TextIO
 
 from darkimport.repo import debian, rpmmd
 from darkimport.repo.entries import IndexEntry
-from darkimport.repo.fetch import FetchJob, fetch_and_scan, index_only, index_scan
 from darkimport.repo.source import RepoSource
-from darkimport.run.importrun import Outcome, iter_parallel
 from darkimport.run.records import PackageScan
-from darkimport.run.scan import ScanOptions
 
-if TYPE_CHECKING:  # the store module needs Django set up before it is imported
+if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from darkimport.run.store import StoreResult
+    from darkimport.run.importrun import Outcome
+    from darkimport.run.options import ScanOptions
+    from darkimport.run.store import StoreResult  # needs Django set up before it is imported
 
     StoreFn = Callable[[PackageScan], StoreResult]
 
@@ -139,9 +138,8 @@ def run_repo(
 
     djangosetup.setup()
     from darkimport.run import audit
-    from darkimport.run.store import close_connections, ensure_schema, store_scan
+    from darkimport.run.store import ensure_schema
 
-    options = options or ScanOptions()
     started = time.monotonic()
     source = RepoSource(base, retries=retries)
     label = source.base + (f" {suite}" if suite else "")
@@ -158,30 +156,9 @@ def run_repo(
         summary.listed = len(entries)
         todo, known = (entries, []) if rescan else split_known(entries)
         summary.known = len(known)
-        fetch: list[IndexEntry] = []
-        for entry in todo:
-            if index_only(entry) and not download_dbgsym:
-                scan = index_scan(entry, source, options)
-                _store(summary, entry.location, scan, store_scan, from_index=True)
-            else:
-                fetch.append(entry)
-        # Biggest first: the largest package is the long pole of a parallel run.
-        fetch.sort(key=lambda e: (-e.size, e.location))
-        jobs_list = [FetchJob(source.base, e, options, retries) for e in fetch]
-        # Forked workers must not share this process's database socket.
-        close_connections()
-        total, started_fetch = len(jobs_list), time.monotonic()
-        for done, outcome in enumerate(iter_parallel(fetch_and_scan, jobs_list, jobs), 1):
-            status = _record(summary, outcome, store_scan)
-            if progress is not None:
-                elapsed = max(time.monotonic() - started_fetch, 1e-6)
-                progress.write(
-                    f"\r\033[K[{done}/{total}] {summary.bytes / 1e6:.1f} MB "
-                    f"{summary.bytes / 1e6 / elapsed:.1f} MB/s new {summary.new} "
-                    f"failed {summary.failed} {status} {os.path.basename(outcome.path)}")
-                progress.flush()
-        if progress is not None and total:
-            progress.write("\n")
+        if todo:
+            _import_new(summary, source, todo, options, jobs, progress, download_dbgsym,
+                        retries)
         aborted = False
     finally:
         summary.seconds = time.monotonic() - started
@@ -189,6 +166,44 @@ def run_repo(
             new=summary.new, known=summary.known, failed=summary.failed,
             bytes_read=summary.bytes, seconds=summary.seconds), aborted=aborted)
     return summary
+
+
+def _import_new(summary: RepoSummary, source: RepoSource, todo: list[IndexEntry],
+                options: ScanOptions | None, jobs: int, progress: TextIO | None,
+                download_dbgsym: bool, retries: int) -> None:
+    """Rows for the packages the database does not know: from the index, or downloaded and
+    scanned in worker processes. The readers, requests and the worker pool are imported only
+    here: a re-run that finds nothing new does not pay for them (docs/BENCHMARKS.md)."""
+    from darkimport.repo.fetch import FetchJob, fetch_and_scan, index_only, index_scan
+    from darkimport.run.importrun import iter_parallel
+    from darkimport.run.options import ScanOptions
+    from darkimport.run.store import close_connections, store_scan
+
+    options = options or ScanOptions()
+    fetch: list[IndexEntry] = []
+    for entry in todo:
+        if index_only(entry) and not download_dbgsym:
+            scan = index_scan(entry, source, options)
+            _store(summary, entry.location, scan, store_scan, from_index=True)
+        else:
+            fetch.append(entry)
+    # Biggest first: the largest package is the long pole of a parallel run.
+    fetch.sort(key=lambda e: (-e.size, e.location))
+    jobs_list = [FetchJob(source.base, e, options, retries) for e in fetch]
+    # Forked workers must not share this process's database socket.
+    close_connections()
+    total, started_fetch = len(jobs_list), time.monotonic()
+    for done, outcome in enumerate(iter_parallel(fetch_and_scan, jobs_list, jobs), 1):
+        status = _record(summary, outcome, store_scan)
+        if progress is not None:
+            elapsed = max(time.monotonic() - started_fetch, 1e-6)
+            progress.write(
+                f"\r\033[K[{done}/{total}] {summary.bytes / 1e6:.1f} MB "
+                f"{summary.bytes / 1e6 / elapsed:.1f} MB/s new {summary.new} "
+                f"failed {summary.failed} {status} {os.path.basename(outcome.path)}")
+            progress.flush()
+    if progress is not None and total:
+        progress.write("\n")
 
 
 def _record(summary: RepoSummary, outcome: Outcome, store: StoreFn) -> str:

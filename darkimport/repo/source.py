@@ -1,27 +1,41 @@
-"""Where a repository's files come from: an HTTP(S) base URL (requests) or a local directory.
+"""Where a repository's files come from: an HTTP(S) base URL or a local directory.
 
 Index files are small enough to hold (Debian bookworm main amd64's Packages.xz is ~9 MB) and
 are read whole, with retries; package files are only ever opened as streams, so a package
 goes from the socket through the readers without being stored.
+
+Index files are fetched with the standard library (urllib; Django has loaded http.client
+already), package files with requests (a connection pool per worker). Every run reads the
+index, also a re-run that downloads nothing, where importing requests was ~0.08 of its ~0.5
+CPU-s (docs/BENCHMARKS.md); it is imported only when a package is downloaded. Both trust the
+same certificates: REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE, else certifi's bundle (requests'
+own rule).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import http.client
 import os
+import ssl
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO, cast
+from typing import TYPE_CHECKING, BinaryIO, cast
 from urllib.parse import quote, urljoin
-
-import requests
 
 from darkimport.repo.entries import RepoError
 
-# Network errors worth another try; anything else (404, a bad file) is not.
-TRANSIENT = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
-             requests.exceptions.ContentDecodingError)
+if TYPE_CHECKING:
+    import requests
+
+USER_AGENT = "darkserver-import"
+# Network errors worth another try (a refused or dropped connection, a timeout, a response cut
+# short); an HTTP error status (404, a bad file) is not.
+_TRANSIENT = (urllib.error.URLError, http.client.HTTPException, OSError)
 
 _session: tuple[int, requests.Session] | None = None
 
@@ -30,10 +44,43 @@ def session() -> requests.Session:
     """One session (connection pool) per process: forked workers must not share sockets."""
     global _session
     if _session is None or _session[0] != os.getpid():
+        import requests
+
         s = requests.Session()
-        s.headers["User-Agent"] = "darkserver-import"
+        s.headers["User-Agent"] = USER_AGENT
         _session = (os.getpid(), s)
     return _session[1]
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if not bundle:
+        import certifi
+
+        bundle = certifi.where()
+    if os.path.isdir(bundle):
+        return ssl.create_default_context(capath=bundle)
+    return ssl.create_default_context(cafile=bundle)
+
+
+class _HTTPS(urllib.request.HTTPSHandler):
+    """Loads the certificates on the first https connection (~0.035 CPU-s), also one that an
+    http mirror redirects to, and never for plain http."""
+
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(http.client.HTTPSConnection, req, context=_tls_context())
+
+
+@functools.cache
+def _opener() -> urllib.request.OpenerDirector:
+    return urllib.request.build_opener(_HTTPS())
+
+
+def _urlopen(url: str, timeout: float, method: str = "GET") -> http.client.HTTPResponse:
+    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT}, method=method)
+    response: http.client.HTTPResponse = _opener().open(request, timeout=timeout)
+    return response
 
 
 class RepoSource:
@@ -65,30 +112,29 @@ class RepoSource:
                 return (Path(self.base) / location).read_bytes()
             except OSError as exc:
                 raise RepoError(f"{self.url(location)}: {exc.strerror or exc}") from exc
+        url = self.url(location)
         for attempt in range(self.retries):
             try:
-                response = session().get(self.url(location), timeout=self.timeout)
-                if response.status_code == 404:
-                    raise RepoError(f"{self.url(location)}: not found (404)")
-                response.raise_for_status()
-                return response.content
-            except TRANSIENT as exc:
+                with _urlopen(url, self.timeout) as response:
+                    return response.read()
+            except urllib.error.HTTPError as exc:
+                if exc.code == 404:
+                    raise RepoError(f"{url}: not found (404)") from exc
+                raise RepoError(f"{url}: HTTP {exc.code} {exc.reason}") from exc
+            except _TRANSIENT as exc:
                 if attempt + 1 == self.retries:
-                    raise RepoError(f"{self.url(location)}: {exc}") from exc
+                    raise RepoError(f"{url}: {exc}") from exc
                 time.sleep(min(2**attempt, 10))
-            except requests.RequestException as exc:
-                raise RepoError(f"{self.url(location)}: {exc}") from exc
         raise AssertionError("unreachable")
 
     def exists(self, location: str) -> bool:
         if self.local:
             return (Path(self.base) / location).is_file()
         try:
-            response = session().head(self.url(location), timeout=self.timeout,
-                                      allow_redirects=True)
-        except requests.RequestException:
+            with _urlopen(self.url(location), self.timeout, method="HEAD") as response:
+                return response.status == 200
+        except _TRANSIENT:  # HTTPError (404 and the like) included
             return False
-        return response.status_code == 200
 
     @contextlib.contextmanager
     def open_stream(self, location: str) -> Iterator[BinaryIO]:

@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, TextIO, TypeVar
 
+from darkcore import compression
 from darkcore.errors import PackageError, UnsupportedPackage
+from darkimport.run.options import ScanOptions
 from darkimport.run.records import PackageScan
-from darkimport.run.scan import PACKAGE_SUFFIXES, ScanOptions, scan_path
 
 T = TypeVar("T")
 
@@ -111,6 +112,10 @@ class Summary:
 
 def find_packages(paths: Iterable[str | Path]) -> tuple[list[Path], list[tuple[str, str]]]:
     """Expand directories into their package files; name what does not exist."""
+    # Also loads the readers in the parent, before iter_parallel forks the workers that share
+    # them; a repository re-run, which reads no package, never comes here.
+    from darkimport.run.scan import PACKAGE_SUFFIXES
+
     found: list[Path] = []
     missing: list[tuple[str, str]] = []
     for raw in paths:
@@ -128,6 +133,8 @@ def find_packages(paths: Iterable[str | Path]) -> tuple[list[Path], list[tuple[s
 
 
 def scan_one(path: str, options: ScanOptions) -> Outcome:
+    from darkimport.run.scan import scan_path  # the readers: only where a package is read
+
     try:
         return Outcome(path, scan=scan_path(path, options))
     except UnsupportedPackage as exc:
@@ -150,8 +157,10 @@ def iter_parallel(task: Callable[[T], Outcome], items: list[T], jobs: int) -> It
             yield task(item)
         return
     # fork: workers inherit the loaded modules; they never touch the parent's DB connection.
+    # Each worker decodes in-process: the cores are all taken by the workers themselves.
     ctx = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx,
+                             initializer=compression.cores_taken) as pool:
         pending: list[Future[Outcome]] = []
         queue = collections.deque(items)
         # Keep a bounded number of scans in flight so finished scans don't pile up in memory.

@@ -31,7 +31,6 @@ import tarfile
 import tempfile
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import IO, BinaryIO, Protocol, cast
 
 from darkcore import urltemplates
@@ -39,10 +38,11 @@ from darkcore.compression import CHUNK, DigestReader, drain, sniff
 from darkcore.deb import DebControl, DebReader
 from darkcore.elf import ElfInfo, read_elf, read_elf_bytes
 from darkcore.errors import FormatError, PackageError, TruncatedError, UnsupportedPackage
-from darkcore.limits import Budget, Limits
+from darkcore.limits import Budget
 from darkcore.package import Package, is_package
 from darkcore.paths import PathRejected, normalize_member_path
 from darkcore.rpm import RpmReader
+from darkimport.run.options import ScanOptions as ScanOptions  # re-exported: its old home
 from darkimport.run.records import ElfRecord, PackageMeta, PackageScan
 
 ELF_MAGIC = b"\x7fELF"
@@ -54,17 +54,6 @@ PACKAGE_SUFFIXES = (".rpm", ".deb", ".ddeb", ".udeb")
 # Errors from the standard library that mean "these bytes are not what they claim to be".
 _FORMAT_ERRORS = (tarfile.TarError, EOFError, struct.error, UnicodeError, zlib.error,
                   lzma.LZMAError, ValueError, IndexError)
-
-
-@dataclass(frozen=True, slots=True)
-class ScanOptions:
-    # Distro tag for debs (rpms take it from the release, e.g. fc40, el9); None = derive
-    # ("deb12" from a "+deb12u1" version) or fall back to "debian".
-    deb_distro: str | None = None
-    # URL templates by package kind; fields: darkcore.urltemplates.FIELDS.
-    url_templates: dict[str, str] = field(default_factory=dict)
-    # Resource bounds per package (README "Configuration"); read from the settings once.
-    limits: Limits = field(default_factory=Limits.from_settings)
 
 
 def scan_path(path: str | os.PathLike[str], options: ScanOptions | None = None) -> PackageScan:

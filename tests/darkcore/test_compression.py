@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import zlib
 from pathlib import Path
 
 import pytest
@@ -287,3 +288,43 @@ def test_digest_reader_counts_and_hashes() -> None:
 def test_errors_are_import_failures() -> None:
     assert issubclass(TruncatedError, PackageError)
     assert issubclass(DecompressionError, PackageError)
+
+
+@pytest.mark.parametrize("module", ["isal", "zlib"])
+def test_gzip_through_isal_and_through_zlib(packed: dict[str, bytes], plain: bytes,
+                                            module: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ISA-L's inflate when it is installed (the [import] extra), zlib otherwise: the same
+    bytes and the same errors either way."""
+    if module == "isal":
+        isal_zlib = pytest.importorskip("isal.isal_zlib")
+        assert compression.INFLATE is isal_zlib
+    else:
+        monkeypatch.setattr(compression, "INFLATE", zlib)
+    data = packed["gzip"]
+    assert read_all(data + data + bytes(512), "gzip", False) == plain + plain
+    with pytest.raises(TruncatedError):
+        read_all(data[:-1], "gzip", False)
+    with pytest.raises(TruncatedError):
+        read_all(data[: len(data) // 2], "gzip", False)
+    damaged = bytearray(data)
+    damaged[-8] ^= 1  # the CRC-32 in the trailer
+    with pytest.raises(DecompressionError, match="corrupt gzip data"):
+        read_all(bytes(damaged), "gzip", False)
+    middle = bytearray(data)
+    middle[len(data) // 2 : len(data) // 2 + 8] = bytes(8)
+    with pytest.raises(DecompressionError, match="corrupt gzip data"):
+        read_all(bytes(middle), "gzip", False)
+
+
+def test_a_worker_of_a_parallel_run_decodes_in_process(
+        monkeypatch: pytest.MonkeyPatch, multiblock_xz: tuple[bytes, bytes]) -> None:
+    """Every core already runs a scan there: xz -T0 would only add CPU (docs/BENCHMARKS.md)."""
+    monkeypatch.delenv("DARKSERVER_EXTERNAL_DECOMPRESS", raising=False)
+    monkeypatch.setattr(compression, "_cores_taken", False)
+    plain, multi = multiblock_xz
+    assert kind_of_reader(multi, "xz") is compression._ExternalReader
+    compression.cores_taken()
+    assert kind_of_reader(multi, "xz") is compression._DecompressorReader
+    assert read_all(multi, "xz", False) == plain
+    monkeypatch.setenv("DARKSERVER_EXTERNAL_DECOMPRESS", "1")  # said outright, it still holds
+    assert kind_of_reader(multi, "xz") is compression._ExternalReader

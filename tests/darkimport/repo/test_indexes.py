@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
+import http.server
 import io
+import ssl
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
 import pytest
 
-from darkimport.repo import debian, rpmmd
+from darkimport.repo import debian, rpmmd, source
 from darkimport.repo.entries import RepoError
 from darkimport.repo.fetch import FetchJob, fetch_and_scan
 from darkimport.repo.source import RepoSource
@@ -86,3 +92,63 @@ def test_local_source_refuses_a_missing_directory(tmp_path: Path) -> None:
         RepoSource(str(tmp_path / "absent"))
     with pytest.raises(RepoError, match="only http"):
         RepoSource("ftp://mirror.example/debian")
+
+
+def test_index_read_over_http_retries_a_cut_response_and_names_a_404(rpms, tmp_path) -> None:
+    repo = make_rpm_repo(tmp_path / "repo", rpms)
+    whole = (repo / "repodata" / "repomd.xml").read_bytes()
+    with serve(repo) as http:
+        source = RepoSource(http.url, retries=2)
+        http.cut_once.add("repomd.xml")
+        assert source.read_bytes("repodata/repomd.xml") == whole
+        assert len(http.got("repomd.xml")) == 2
+        http.cut_once.add("repomd.xml")
+        with pytest.raises(RepoError, match="repomd.xml"):
+            RepoSource(http.url, retries=1).read_bytes("repodata/repomd.xml")
+        with pytest.raises(RepoError, match=r"not found \(404\)"):
+            source.read_bytes("repodata/nosuch.xml")
+        assert source.exists("repodata/repomd.xml")
+        assert not source.exists("repodata/nosuch.xml")
+
+
+def test_a_rerun_that_finds_nothing_new_does_not_import_the_readers(tmp_path) -> None:
+    """The fixed cost of a re-run (docs/BENCHMARKS.md): reading the index and the database
+    must not pull in requests or the package readers, which only a download needs."""
+    code = ("import sys, darkimport.cli, darkimport.repo.cli, darkimport.repo.run; "
+            "print(sorted(m for m in ('requests', 'darkimport.run.scan', 'darkcore.rpm') "
+            "if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, cwd=tmp_path)
+    assert done.stdout.strip() == "[]"
+
+
+def test_index_over_https_trusts_requests_ca_bundle(tmp_path, monkeypatch) -> None:
+    """urllib for the index trusts what requests trusts for the packages: REQUESTS_CA_BUNDLE,
+    else certifi's bundle (which does not know a certificate made here)."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    (tmp_path / "www").mkdir()
+    (tmp_path / "www" / "repomd.xml").write_bytes(b"<repomd/>")
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(http.server.SimpleHTTPRequestHandler,
+                                            directory=str(tmp_path / "www")))
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(cert, key)
+    server.socket = tls.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"https://127.0.0.1:{server.server_address[1]}/"
+    try:
+        monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+        monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+        source._tls_context.cache_clear()
+        with pytest.raises(RepoError, match="CERTIFICATE_VERIFY_FAILED"):
+            RepoSource(url, retries=1).read_bytes("repomd.xml")
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))
+        source._tls_context.cache_clear()
+        assert RepoSource(url, retries=1).read_bytes("repomd.xml") == b"<repomd/>"
+    finally:
+        source._tls_context.cache_clear()
+        server.shutdown()
+        server.server_close()
