@@ -102,31 +102,17 @@ def use_external(kind: str, head: bytes) -> bool:
     ``xz -T0`` decodes on several cores. A single-block xz stream or any zstd stream is as fast
     or faster in-process (no pipe copies) and costs less CPU. Multi-block xz is recognised
     by its first block header: threaded encoders (xz -T, dpkg-deb) record the block's size
-    there. Small blocks are not worth a process, and no stream is in a worker of a parallel
-    run (``cores_taken``). DARKSERVER_EXTERNAL_DECOMPRESS=0 (never) or =1 (whenever the tool
-    is installed) overrides this.
+    there. Small blocks are not worth a process. DARKSERVER_EXTERNAL_DECOMPRESS=0 (never) or
+    =1 (whenever the tool is installed) overrides this.
     """
     setting = EXTERNAL_DECOMPRESS.get()
     if setting in ("0", "1"):
         return setting == "1" and kind in EXTERNAL_TOOLS and shutil.which(
             EXTERNAL_TOOLS[kind][0]) is not None
-    if _cores_taken or kind != "xz" or shutil.which("xz") is None:
+    if kind != "xz" or shutil.which("xz") is None:
         return False
     block = xz_first_block_size(head)
     return block is not None and block >= EXTERNAL_MIN_BLOCK
-
-
-_cores_taken = False
-
-
-def cores_taken() -> None:
-    """This process is one worker of a parallel import: every core already runs a scan, so
-    ``auto`` decodes in-process. ``xz -T0`` only buys wall time with idle cores, and its pipes,
-    feeder thread and threaded decoder cost CPU: the corpus of docs/BENCHMARKS.md with 2 jobs
-    took ~4 CPU-s (~13 %) more with it than without, and no less wall (the biggest package goes
-    first, so it is never the tail)."""
-    global _cores_taken
-    _cores_taken = True
 
 
 def xz_first_block_size(head: bytes) -> int | None:
@@ -659,7 +645,6 @@ class _Hash(Protocol):
 __all__ = [
     "CHUNK",
     "KINDS",
-    "cores_taken",
     "BoundedReader",
     "DigestReader",
     "ElfDigestCheck",

@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, TextIO, TypeVar
 
-from darkcore import compression
 from darkcore.errors import PackageError, UnsupportedPackage
 from darkimport.run.options import ScanOptions
 from darkimport.run.records import PackageScan
@@ -157,10 +156,8 @@ def iter_parallel(task: Callable[[T], Outcome], items: list[T], jobs: int) -> It
             yield task(item)
         return
     # fork: workers inherit the loaded modules; they never touch the parent's DB connection.
-    # Each worker decodes in-process: the cores are all taken by the workers themselves.
     ctx = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx,
-                             initializer=compression.cores_taken) as pool:
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
         pending: list[Future[Outcome]] = []
         queue = collections.deque(items)
         # Keep a bounded number of scans in flight so finished scans don't pile up in memory.

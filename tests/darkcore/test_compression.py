@@ -314,17 +314,3 @@ def test_gzip_through_isal_and_through_zlib(packed: dict[str, bytes], plain: byt
     middle[len(data) // 2 : len(data) // 2 + 8] = bytes(8)
     with pytest.raises(DecompressionError, match="corrupt gzip data"):
         read_all(bytes(middle), "gzip", False)
-
-
-def test_a_worker_of_a_parallel_run_decodes_in_process(
-        monkeypatch: pytest.MonkeyPatch, multiblock_xz: tuple[bytes, bytes]) -> None:
-    """Every core already runs a scan there: xz -T0 would only add CPU (docs/BENCHMARKS.md)."""
-    monkeypatch.delenv("DARKSERVER_EXTERNAL_DECOMPRESS", raising=False)
-    monkeypatch.setattr(compression, "_cores_taken", False)
-    plain, multi = multiblock_xz
-    assert kind_of_reader(multi, "xz") is compression._ExternalReader
-    compression.cores_taken()
-    assert kind_of_reader(multi, "xz") is compression._DecompressorReader
-    assert read_all(multi, "xz", False) == plain
-    monkeypatch.setenv("DARKSERVER_EXTERNAL_DECOMPRESS", "1")  # said outright, it still holds
-    assert kind_of_reader(multi, "xz") is compression._ExternalReader

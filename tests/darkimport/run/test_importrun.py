@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from darkcore import compression
 from darkimport import samples
-from darkimport.run.importrun import Outcome, find_packages, iter_parallel, run_import
+from darkimport.run.importrun import find_packages, run_import
 from darkimport.run.scan import PACKAGE_SUFFIXES, ScanOptions
 from tests.helpers import elf_rows
 from tests.oracle import expected_rows
@@ -40,17 +39,3 @@ def test_a_udeb_in_a_directory_is_imported(tmp_path: Path,
     summary = run_import([tree], ScanOptions(), jobs=1)
     assert (summary.packages, summary.failed) == (1, 0), summary.failures
     assert elf_rows() == {(r.build_id, r.path, r.nvra) for r in expected}
-
-
-def _worker_policy(item: str) -> Outcome:
-    return Outcome(f"{item}:{compression._cores_taken}")
-
-
-def test_the_workers_of_a_parallel_run_decode_in_process() -> None:
-    """They leave xz -T0 alone (compression.cores_taken); the parent and a run of one job do
-    not."""
-    assert not compression._cores_taken
-    parallel = sorted(o.path for o in iter_parallel(_worker_policy, ["a", "b", "c"], 2))
-    assert parallel == ["a:True", "b:True", "c:True"]
-    assert not compression._cores_taken
-    assert [o.path for o in iter_parallel(_worker_policy, ["a"], 2)] == ["a:False"]
