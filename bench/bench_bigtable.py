@@ -15,7 +15,8 @@ For each ``--db NAME:ROWS`` (a database bench/gen_rows.py filled, reused when pr
     (store's replace path), so the database stays reusable.
 The databases are measured in turn, ``--repeat`` times (alternating), and every run is printed.
 ``--before`` also copies the first database's rows into the layout before this one (commit
-016893c's sql/createtable.sql) and prints its size the same way.
+016893c's sql/createtable.sql), prints its size the same way, and times the lookup statement
+alone on both (one connection, 1 and 8 ids a query, alternating).
 Nothing goes to the binary log (``sql_log_bin = 0``): the replica stays out of it.
 
     .venv/bin/python bench/bench_bigtable.py --db darkserver_bench_1e7:10000000 \\
@@ -127,6 +128,57 @@ def before_line(source: str, rows: int) -> str:
             f"table {per['lookup_elffile']:.1f} (path texts in it); + packages "
             f"{per['lookup_package']:.1f} + builds {per['lookup_build']:.1f} = "
             f"{sum(per.values()):.1f} (all tables)")
+
+
+# The lookup statement of the layout before: no path join, the path text in the ELF row.
+_PATH_JOIN = " INNER JOIN `lookup_path` ON (`lookup_elffile`.`path_id` = `lookup_path`.`id`)"
+
+
+def sql_cost(database: str, rows: int, rounds: int = 3) -> str:
+    """The lookup statement alone over one connection (client wall time per query, 1 and 8 ids
+    a query), on ``database`` and its copy in the layout before, alternating; best of
+    ``rounds``."""
+    script = r"""
+import json, random, sys, time
+sys.path.insert(0, sys.argv[1])
+import django
+django.setup()
+import MySQLdb, gen_rows
+from darkserver.lookup import queries
+rows, before, now, join = int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+new = {n: queries.lookup_sql("default", n) for n in (1, 8)}
+old = {n: s.replace("`lookup_path`.`path` AS `path__path`", "`lookup_elffile`.`path` AS `path`")
+       .replace(join, "") for n, s in new.items()}
+rng = random.Random(4)
+ids = [gen_rows.build_id(rng.randint(1, rows)) for _ in range(4000)]
+def run(db, sql, size, count):
+    con = MySQLdb.connect(host="127.0.0.1", user="root", database=db)
+    cur = con.cursor()
+    for first in (True, False):  # the first pass warms the buffer pool
+        started = time.perf_counter()
+        for i in range(0, (4000 if first else count * size), size):
+            cur.execute(sql, {f"p{j}": ids[(i + j) % 4000] for j in range(size)})
+            cur.fetchall()
+    con.close()
+    return (time.perf_counter() - started) / count * 1e6
+best = {}
+for _ in range(int(sys.argv[6])):
+    for name, db, sqls in (("before", before, old), ("now", now, new)):
+        for size in (1, 8):
+            us = run(db, sqls[size], size, 2000 if size == 1 else 400)
+            best[f"{name} {size}"] = min(us, best.get(f"{name} {size}", us))
+print(json.dumps(best))
+"""
+    env = dict(os.environ, DARKSERVER_DATABASE_URL=gen_rows.mariadb_url(database),
+               DJANGO_SETTINGS_MODULE="darkserver.settings")
+    out = subprocess.run([sys.executable, "-c", script, str(HERE), str(rows), BEFORE, database,
+                          _PATH_JOIN, str(rounds)], cwd=ROOT, env=env, check=True,
+                         capture_output=True, text=True).stdout
+    best = json.loads(out.strip().splitlines()[-1])
+    return (f"lookup statement, one connection, best of {rounds} alternating: 1 id "
+            f"{best['before 1']:.0f} us before, {best['now 1']:.0f} us now; 8 ids "
+            f"{best['before 8']:.0f} / {best['now 8']:.0f} us; load average "
+            f"{os.getloadavg()[0]:.1f}")
 
 
 # --- the service -------------------------------------------------------------------------------
@@ -302,6 +354,7 @@ def main() -> None:
             print(size_line(name, rows), flush=True)
     if args.before:
         print(before_line(*dbs[0]), flush=True)
+        print(sql_cost(*dbs[0]), flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-bigtable-") as tmp:
         for run in range(args.repeat):
             if "service" not in skip:
