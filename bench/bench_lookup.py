@@ -184,7 +184,7 @@ def run_wrk(url: str, paths_file: Path, duration: float, server_pids: tuple[int,
     ours = (child1.ru_utime + child1.ru_stime - child0.ru_utime - child0.ru_stime) * tick
     ours += sum(_tree_ticks(p) for p in server_pids) - server0
     foreign = max(0.0, (_busy_ticks() - busy0 - ours) / tick / wall)
-    pct = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", out, re.M))
+    pct = dict(re.findall(r"^\s+(50|99)%\s+(\S+)\s*$", out, re.M))  # "1.47s ": a space
     if len(pct) != 2:  # no request answered in time: say so, keep going
         print(f"wrk gave no latency distribution:\n{out}", file=sys.stderr)
         pct = {"50": "0s", "99": "0s"}

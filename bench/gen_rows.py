@@ -17,9 +17,12 @@ are dropped for the load and recreated with the migration's definitions afterwar
 checks that the schema text ends identical. On MariaDB the schema is sql/createtable.sql (equal
 to the migrations, tests/test_createtable.py) and nothing is written to the binary log
 (``SET sql_log_bin = 0``): the replica on :3307 receives none of it. The statistics counters are
-written from the known totals (a recount of 10^8 rows takes minutes).
+written from the known totals (a recount of 10^8 rows takes minutes). ``--import-order`` loads
+the ELF rows package after package with the secondary index in place instead, as imports write
+them: the size of a table grown by imports rather than bulk-loaded (docs/BENCHMARKS.md).
 
     python bench/gen_rows.py --backend sqlite|mariadb [--rows N] [--database NAME] [--force]
+        [--import-order]
 """
 
 from __future__ import annotations
@@ -180,12 +183,13 @@ def path_lines(rows: int) -> Iterator[str]:
             yield f"{pid}\tbench{m}\t{path}\t{_path_key_hex(path)}\n"
 
 
-def elf_buckets(rows: int, workdir: Path) -> list[Path]:
-    """lookup_elffile: build-id (hex), package_id, path_id, elf_type, debug; into BUCKETS files
-    by the build-id's first byte (each then sorted: the primary-key order)."""
+def elf_buckets(rows: int, workdir: Path, buckets: int = BUCKETS) -> list[Path]:
+    """lookup_elffile: build-id (hex), package_id, path_id, elf_type, debug; into ``buckets``
+    files by the build-id's first byte (each then sorted: the primary-key order), in the order
+    packages are generated within each."""
     before, per_name = layout(rows)
     total = rows // 2
-    names = [workdir / f"elf-{b:02x}.tsv" for b in range(BUCKETS)]
+    names = [workdir / f"elf-{b:02x}.tsv" for b in range(buckets)]
     outs = [open(p, "w", buffering=1 << 20) for p in names]  # noqa: SIM115
     try:
         k = 0
@@ -202,7 +206,7 @@ def elf_buckets(rows: int, workdir: Path) -> list[Path]:
                         break
                     h = hashlib.sha1(str(k).encode()).hexdigest()
                     elf_type = 2 if i % 8 < 2 else 3
-                    outs[int(h[:2], 16)].write(
+                    outs[int(h[:2], 16) * buckets // BUCKETS].write(
                         f"{h}\t{binary}\t{path_base + i}\t{elf_type}\t0\n"
                         f"{h}\t{debug}\t{TEMPLATE_ID}\t{elf_type}\t1\n")
                 if k % 5_000_000 < count:
@@ -407,7 +411,9 @@ def _load(cur: Any, table: str, lines: Iterator[str] | list[str], columns: str,
     path.unlink()
 
 
-def generate_mariadb(rows: int, database: str = DATABASE) -> float:
+def generate_mariadb(rows: int, database: str = DATABASE, import_order: bool = False) -> float:
+    """``import_order``: the ELF rows go in one package after the other, with the secondary
+    index in place, as imports write them (pages end part full), instead of in key order."""
     raise_buffer_pool()
     con = _mysql(None)
     cur = con.cursor()
@@ -428,8 +434,8 @@ def generate_mariadb(rows: int, database: str = DATABASE) -> float:
     cur.execute("SET GLOBAL innodb_flush_log_at_trx_commit = 2")
     cur.execute("SET SESSION foreign_key_checks = 0, unique_checks = 0")
     try:
-        cur.execute(f"ALTER TABLE lookup_elffile DROP FOREIGN KEY {fk.group(1)}, "
-                    f"DROP INDEX {ELF_INDEX}")
+        cur.execute(f"ALTER TABLE lookup_elffile DROP FOREIGN KEY {fk.group(1)}"
+                    + ("" if import_order else f", DROP INDEX {ELF_INDEX}"))
         RESULTS.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="gen-rows-", dir=RESULTS) as tmp:
             work = Path(tmp)
@@ -444,10 +450,12 @@ def generate_mariadb(rows: int, database: str = DATABASE) -> float:
             cur.executemany("INSERT INTO lookup_counter (name, value) VALUES (%s, %s)",
                             list(counter_values(rows).items()))
             _log(f"mariadb: builds, packages, paths {time.perf_counter() - started:.0f} s")
-            for n, bucket in enumerate(elf_buckets(rows, work)):
+            for n, bucket in enumerate(elf_buckets(rows, work, 1 if import_order else BUCKETS)):
                 if n == 0:
                     _log(f"mariadb: ELF rows generated {time.perf_counter() - started:.0f} s")
-                _load(cur, "lookup_elffile", sorted_bucket(bucket),
+                lines = bucket.read_text().splitlines(True) if import_order else \
+                    sorted_bucket(bucket)
+                _load(cur, "lookup_elffile", lines,
                       "(@b, package_id, path_id, elf_type, debug) SET build_id = UNHEX(@b), "
                       "machine = 62, elf_class = 64, big_endian = 0", work)
                 bucket.unlink()
@@ -455,7 +463,8 @@ def generate_mariadb(rows: int, database: str = DATABASE) -> float:
                     _log(f"mariadb: {n + 1}/{BUCKETS} buckets, "
                          f"{time.perf_counter() - started:.0f} s")
         t = time.perf_counter()
-        cur.execute(f"ALTER TABLE lookup_elffile ADD KEY {ELF_INDEX} (path_id, package_id)")
+        if not import_order:
+            cur.execute(f"ALTER TABLE lookup_elffile ADD KEY {ELF_INDEX} (path_id, package_id)")
         cur.execute(f"ALTER TABLE lookup_elffile ADD CONSTRAINT {fk.group(1)} FOREIGN KEY "
                     "(path_id) REFERENCES lookup_path (id)")
         _log(f"mariadb: index {time.perf_counter() - t:.0f} s")
@@ -473,8 +482,8 @@ def generate_mariadb(rows: int, database: str = DATABASE) -> float:
 # --- entry points ------------------------------------------------------------------------------
 
 
-def ensure(backend: str, rows: int, force: bool = False,
-           database: str = DATABASE) -> tuple[str, float | None]:
+def ensure(backend: str, rows: int, force: bool = False, database: str = DATABASE,
+           import_order: bool = False) -> tuple[str, float | None]:
     """The database URL holding ``rows`` generated rows, and the generation seconds (None when
     an existing database was reused)."""
     if rows % 2:
@@ -486,7 +495,7 @@ def ensure(backend: str, rows: int, force: bool = False,
     if backend == "mariadb":
         if not force and _mariadb_ready(rows, database):
             return mariadb_url(database), None
-        return mariadb_url(database), generate_mariadb(rows, database)
+        return mariadb_url(database), generate_mariadb(rows, database, import_order)
     raise ValueError(backend)
 
 
@@ -496,8 +505,11 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=10_000_000)
     ap.add_argument("--database", default=DATABASE, help="MariaDB database (default %(default)s)")
     ap.add_argument("--force", action="store_true", help="regenerate even if the rows are there")
+    ap.add_argument("--import-order", action="store_true",
+                    help="MariaDB: load the ELF rows package after package with the index in "
+                    "place, as imports write them, instead of in primary-key order")
     args = ap.parse_args()
-    url, seconds = ensure(args.backend, args.rows, args.force, args.database)
+    url, seconds = ensure(args.backend, args.rows, args.force, args.database, args.import_order)
     took = "reused" if seconds is None else f"generated in {seconds:.0f} s"
     builds, packages, paths = sizes(args.rows)
     print(f"{args.backend}: {args.rows:,} ELF rows ({builds:,} builds, {packages:,} packages, "

@@ -45,7 +45,6 @@ MATCH_FIELDS = (
     *(f"package__build__{f}" for f in BUILD_FIELDS),
 )
 ROW_KEYS = ("build_id", "path", *MATCH_FIELDS[2:])
-_PATH = 1  # the path's place in a row
 # Ids per IN (...) list: under SQLite's historic 999-variable limit, few round trips for 10^4 ids.
 CHUNK = 500
 
