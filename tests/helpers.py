@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -102,6 +103,10 @@ def live_app() -> Iterator[str]:
         yield f"http://127.0.0.1:{thread.port}"
     finally:
         thread.terminate()
+        # A request still being answered (a client's background lookup, say) closes its
+        # connections when it ends: only while they are still shared may it do so.
+        for request in [t for t in threading.enumerate() if "process_request" in t.name]:
+            request.join(timeout=30)
         for conn in overrides.values():
             conn.dec_thread_sharing()
 
