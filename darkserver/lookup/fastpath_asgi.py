@@ -115,7 +115,11 @@ class AsgiFastPath:
         self.batches = ThreadPoolExecutor(1, thread_name_prefix="darkserver-batch")
         self.batch_db = LoopConnection(executor=self.batches)
         # Single lookups that arrive together are read with one query (coalesce.py says why).
-        self.coalescer = Coalescer(lambda ids: queries.raw_rows(ids, self.db.fetch))
+        self.coalescer = Coalescer(self._read_together)
+
+    def _read_together(self, ids: list[bytes]) -> list[Any]:
+        metrics.FASTPATH_QUERY_IDS.observe(len(ids))
+        return queries.raw_rows(ids, self.db.fetch)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":

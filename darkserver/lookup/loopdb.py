@@ -8,6 +8,10 @@ DB-API connection for them and runs them on the loop, the way a sync worker woul
 else goes through Django, whose ASGI handler runs views on its own thread and connections.
 Batches run on a thread of their own with a second connection (fastpath_asgi.py says why).
 
+Each connection reads the ELF table alone per lookup and adds the package and build columns
+from a cache of its own (pkgcache.py: why, and how it learns of the importer's changes); the
+rows it returns are the joined query's rows, so the answers are the same bytes.
+
 The connection is opened by Django's backend (same settings, same ``init_command``, autocommit)
 on an executor thread, so opening it never blocks the loop and never trips Django's check. A
 failed query drops it; the next request opens a new one, at most once a second while the
@@ -27,7 +31,9 @@ from django.conf import settings
 from django.db import connections
 from django.db.utils import load_backend
 
-from darkserver.lookup import queries, replicas
+from darkserver.lookup import counters, queries, replicas
+from darkserver.lookup.models import Counter
+from darkserver.lookup.pkgcache import PackageCache
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +52,10 @@ class LoopConnection:
         self._db: Any = None  # Django's DatabaseWrapper holding the open DB-API connection
         self.alias = ""  # the database it is open on (a read replica or the primary)
         self._chosen_at = 0.0  # when that database was last confirmed as the one to read
-        self._sql: dict[int, str] = {}
+        self._sql: dict[int, tuple[str, str]] = {}  # size -> (ELF-only, package part) SQL
+        self._generation_sql = ""
         self._failed_at = float("-inf")
+        self.cache = PackageCache()
 
     @property
     def is_open(self) -> bool:
@@ -77,8 +85,8 @@ class LoopConnection:
         if time.monotonic() - self._failed_at < RETRY_SECONDS:
             return False
         try:
-            self._db, self._sql = await asyncio.get_running_loop().run_in_executor(
-                self.executor, self._open
+            self._db, self._sql, self._generation_sql = (
+                await asyncio.get_running_loop().run_in_executor(self.executor, self._open)
             )
         except Exception as exc:
             self._failed_at = time.monotonic()
@@ -90,31 +98,39 @@ class LoopConnection:
         elapsed = time.monotonic() - self._chosen_at
         return elapsed >= float(settings.DARKSERVER_REPLICA_CHECK_SECONDS)
 
-    def _open(self) -> tuple[Any, dict[int, str]]:
+    def _open(self) -> tuple[Any, dict[int, tuple[str, str]], str]:
         alias = queries.lookup_alias()
         self.alias, self._chosen_at = alias, time.monotonic()
         settings_dict = connections.settings[alias] | self.overrides
         db = load_backend(settings_dict["ENGINE"]).DatabaseWrapper(settings_dict, alias)
         db.ensure_connection()
+        self.cache.clear()  # maybe another database: nothing cached holds
         # The statements are compiled here too: compiling may ask the server for its version.
         style = "named" if db.vendor == "sqlite" else "pyformat"
-        return db, {n: queries.lookup_sql(alias, n, style) for n in queries.IN_SIZES}
+        quote = db.ops.quote_name
+        generation = (f"SELECT {quote('value')} FROM {quote(Counter._meta.db_table)} "
+                      f"WHERE {quote('name')} = '{counters.GENERATION}'")
+        return db, {n: queries.split_sql(alias, n, style) for n in queries.IN_SIZES}, generation
 
     def fetch(self, size: int, params: dict[str, bytes]) -> Sequence[Sequence[Any]]:
-        """queries.Fetch over this connection; a database error drops it and propagates."""
+        """queries.Fetch over this connection: the ELF-only statement, then the package parts
+        from the cache; a database error drops the connection and propagates."""
         if self._db is None:
             raise RuntimeError("the fast path's connection is not open")
         try:
             cursor = self._db.connection.cursor()
             try:
-                if self._db.vendor == "mysql":
-                    # MySQLdb escapes every bytes parameter in Python (~2.5 ms for a batch of
-                    # 1,000 ids); a build-id as a hex literal needs no escaping at all.
-                    literals = {name: f"X'{value.hex()}'" for name, value in params.items()}
-                    cursor.execute(self._sql[size] % literals)
-                else:
-                    cursor.execute(self._sql[size], params)
-                rows: Sequence[Sequence[Any]] = cursor.fetchall()
+                cache = self.cache
+                cache.check(lambda: self._generation(cursor))
+                elf_sql = self._sql[size][0]
+                rows, complete = cache.join(self._run(cursor, elf_sql, params),
+                                            lambda ids: self._parts(cursor, ids))
+                if not complete:
+                    # A package was replaced between the two reads: read both again, afresh.
+                    cache.clear()
+                    cache.check(lambda: self._generation(cursor))
+                    rows, _complete = cache.join(self._run(cursor, elf_sql, params),
+                                                 lambda ids: self._parts(cursor, ids))
                 return rows
             finally:
                 cursor.close()
@@ -122,6 +138,32 @@ class LoopConnection:
             self.discard()
             replicas.mark_down(self.alias, f"query failed: {exc}", close=False)
             raise
+
+    def _run(self, cursor: Any, sql: str, params: dict[str, Any]) -> Sequence[Sequence[Any]]:
+        assert self._db is not None
+        if self._db.vendor == "mysql":
+            # MySQLdb escapes every bytes parameter in Python (~2.5 ms for a batch of 1,000
+            # ids); a build-id as a hex literal needs no escaping at all, nor does an integer.
+            literals = {name: f"X'{value.hex()}'" if isinstance(value, bytes) else str(int(value))
+                        for name, value in params.items()}
+            cursor.execute(sql % literals)
+        else:
+            cursor.execute(sql, params)
+        rows: Sequence[Sequence[Any]] = cursor.fetchall()
+        return rows
+
+    def _parts(self, cursor: Any, package_ids: list[int]) -> list[Sequence[Any]]:
+        """Rows of package id and PACKAGE_PART_FIELDS, one query per CHUNK ids."""
+        found: list[Sequence[Any]] = []
+        for start in range(0, len(package_ids), queries.CHUNK):
+            size, params = queries.padded(package_ids[start : start + queries.CHUNK])
+            found.extend(self._run(cursor, self._sql[size][1], params))
+        return found
+
+    def _generation(self, cursor: Any) -> int:
+        cursor.execute(self._generation_sql)
+        row = cursor.fetchone()
+        return int(row[0]) if row else 0
 
     def discard(self) -> None:
         db, self._db = self._db, None

@@ -22,7 +22,9 @@ from django.db import DatabaseError, connections
 from django.urls import get_resolver, resolve
 from prometheus_client.parser import text_string_to_metric_families
 
-from darkserver.lookup import hotroutes, loopdb, metrics, queries
+from darkimport.run import store
+from darkimport.run.records import ElfRecord, PackageMeta, PackageScan, Provenance
+from darkserver.lookup import hotroutes, loopdb, metrics, pkgcache, queries
 from darkserver.lookup.fastpath_asgi import AsgiFastPath
 from darkserver.lookup.loopdb import LoopConnection
 from tests.darkserver.conftest import APR_ID, APR_PATH, make_apr, make_elf, make_package
@@ -412,6 +414,8 @@ def test_metrics_are_counted_with_the_route_names(apps, apr_committed):
               for k in counts}
     missing = _count("darkserver_lookup_buildids_missing_total", endpoint="compat")
     batches = _count("darkserver_batch_size_count")
+    queried = _count("darkserver_fastpath_query_ids_count")
+    ids = _count("darkserver_fastpath_query_ids_sum")
     for (_route, method, _status), path in counts.items():
         call(fast, method, path)
     call(fast, "POST", "/api/v1/buildids", batch_body([APR_ID, MISSING]))
@@ -422,6 +426,9 @@ def test_metrics_are_counted_with_the_route_names(apps, apr_committed):
         assert after == before[key] + 1, key
     assert _count("darkserver_lookup_buildids_missing_total", endpoint="compat") == missing + 1
     assert _count("darkserver_batch_size_count") == batches + 1
+    # One query per single lookup here (one at a time), of 1, 1 and 2 distinct ids.
+    assert _count("darkserver_fastpath_query_ids_count") == queried + 3
+    assert _count("darkserver_fastpath_query_ids_sum") == ids + 4
     assert _count("darkserver_http_request_duration_seconds_count", route="api-buildids") >= 1
 
 
@@ -495,3 +502,114 @@ def test_a_failed_shared_query_fails_no_lookup(apps, apr_committed):
         want = call(django, "GET", path)
         assert (got.status, got.body) == (want.status, want.body)
     assert fast.db.is_open and spy.calls == 0
+
+
+# --- the package cache (lookup/pkgcache.py) ----------------------------------------------------
+
+
+def _scan(sha256: str = "ab" * 32, build_id: bytes = b"\x42" * 20,
+          path: str = "/usr/bin/cached") -> PackageScan:
+    meta = PackageMeta(
+        kind="rpm", name="cached", epoch=None, version="1.0", release="1.fc40", arch="x86_64",
+        source_name="cached", filename="cached-1.0-1.fc40.x86_64.rpm",
+        nvra="cached-1.0-1.fc40.x86_64", distro="fc40", size=1234, sha256=sha256,
+        url="https://pkgs.example/cached.rpm",
+    )
+    return PackageScan(meta=meta, elves=[ElfRecord(build_id, path, 3, 62, 64, False, False)],
+                       elf_files=1)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _cached_app(apps: tuple[Any, AsgiFastPath, Spy]) -> Clock:
+    clock = Clock()
+    _django, fast, _spy = apps
+    fast.db.cache.clock = fast.batch_db.cache.clock = clock
+    return clock
+
+
+CACHED = f"/api/v1/buildid/{'42' * 20}"
+
+
+def _package(answer: Answer) -> dict[str, Any]:
+    package: dict[str, Any] = json.loads(answer.body)["matches"][0]["package"]
+    return package
+
+
+def test_cached_package_fields_follow_a_filled_checksum_within_the_bound(apps):
+    """The importer fills in a checksum (the same package read again from its file): lookups
+    show it once the cache checked the generation again, CHECK_SECONDS later at most."""
+    _django, fast, spy = apps
+    clock = _cached_app(apps)
+    assert store.store_scan(_scan(sha256="")).inserted
+    first, served = both(apps, "GET", CACHED)
+    assert served and _package(first)["sha256"] == ""
+    reads = fast.db.cache.reads
+    assert not store.store_scan(_scan()).inserted  # fills the checksum in, in place
+    clock.now += pkgcache.CHECK_SECONDS / 2
+    stale = call(fast, "GET", CACHED)
+    assert stale.body == first.body and fast.db.cache.reads == reads  # from the cache
+    clock.now += pkgcache.CHECK_SECONDS / 2
+    fresh, served = both(apps, "GET", CACHED)  # equal to Django's, which reads the join
+    assert served and _package(fresh)["sha256"] == "ab" * 32
+    assert spy.calls == 0  # the fast path answered every request itself
+
+
+def test_a_replaced_package_and_a_build_given_its_koji_id_are_answered(apps):
+    """The importer replaces the package (other content, same name) and then learns the build's
+    Koji id: every answer after the bound is the join's, single and batch alike."""
+    _django, fast, _spy = apps
+    clock = _cached_app(apps)
+    store.store_scan(_scan())
+    batch = batch_body(["42" * 20, MISSING])
+    both(apps, "GET", CACHED)
+    both(apps, "POST", "/api/v1/buildids", batch)
+    replaced = store.store_scan(_scan(sha256="cd" * 32, path="/usr/bin/replaced"))
+    assert replaced.replaced
+    clock.now += pkgcache.CHECK_SECONDS
+    answer, served = both(apps, "GET", CACHED)
+    assert served and _package(answer)["sha256"] == "cd" * 32
+    other = _scan(build_id=b"\x43" * 20, path="/usr/bin/other")
+    other.meta.name, other.meta.nvra = "cached-extra", "cached-extra-1.0-1.fc40.x86_64"
+    store.store_scan(other, Provenance(koji_build_id=777))  # the same build, now with its id
+    clock.now += pkgcache.CHECK_SECONDS
+    answer, served = both(apps, "GET", CACHED)
+    assert served and json.loads(answer.body)["matches"][0]["build"]["koji_build_id"] == 777
+    answer, served = both(apps, "POST", "/api/v1/buildids", batch)
+    assert served and json.loads(answer.body)["results"]["42" * 20][0]["build"][
+        "koji_build_id"] == 777
+
+
+def test_a_package_gone_between_the_two_reads_is_read_again(apps):
+    """The ELF rows name a package the cache cannot find (replaced in between): the connection
+    reads both again instead of answering without it."""
+    _django, fast, _spy = apps
+    store.store_scan(_scan())
+    both(apps, "GET", CACHED)
+    real_parts = fast.db._parts
+    calls: list[list[int]] = []
+
+    def first_finds_nothing(cursor: Any, ids: list[int]) -> Any:
+        calls.append(ids)
+        return [] if len(calls) == 1 else real_parts(cursor, ids)
+
+    fast.db._parts = first_finds_nothing  # type: ignore[method-assign]
+    fast.db.cache.parts.clear()
+    answer, served = both(apps, "GET", CACHED)
+    assert served and answer.status == 200 and len(calls) == 2
+
+
+def test_recount_keeps_and_raises_the_generation():
+    from darkserver.lookup import counters
+    from darkserver.lookup.models import Counter
+
+    Counter.objects.create(name=counters.GENERATION, value=41)
+    counters.recount()
+    assert Counter.objects.get(name=counters.GENERATION).value == 42
+    assert counters.GENERATION not in counters.stats()
