@@ -17,7 +17,8 @@ the same wrk settings. Prints one table and the targets.
 --profile also times the WSGI app in-process (no HTTP server) with the configured database
 settings and with a few what-ifs, and prints cProfile tops of one GET and of a batch.
 
-MariaDB: root@127.0.0.1:3306, database darkserver_bench; innodb_buffer_pool_size is raised to
+MariaDB: root@127.0.0.1:3306, database darkserver_bench (BENCH_MARIADB_DATABASE: another, e.g. a
+pre-generated one); the table shows mariadbd's CPU per request; innodb_buffer_pool_size is raised to
 4 GiB at runtime (not persisted) so the 10^7-row table and its indexes stay in memory.
 """
 
@@ -68,10 +69,11 @@ class Wrk:
     non2xx: int
     errors: int
     foreign_cpu: float = 0.0  # CPU share used by other processes meanwhile (1.0 = one core)
+    db_us: float | None = None  # mariadbd CPU per request (us), when serving MariaDB
 
     def cells(self) -> list[str]:
         return [f"{self.rps:,.0f}", f"{self.p50_ms:.2f}", f"{self.p99_ms:.2f}",
-                f"{self.foreign_cpu:.2f}"]
+                f"{self.foreign_cpu:.2f}", "" if self.db_us is None else f"{self.db_us:.0f}"]
 
 
 @dataclass
@@ -169,10 +171,19 @@ def _tree_ticks(pid: int) -> int:
     return total
 
 
+def _own_ticks(pid: int) -> int:
+    """utime + stime of one process (all its threads)."""
+    stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(stat[11]) + int(stat[12])
+
+
 def run_wrk(url: str, paths_file: Path, duration: float, server_pids: tuple[int, ...] = (),
-            load: list[str] = WRK) -> Wrk:
-    """One wrk run; ``server_pids``: the process trees serving it (for the other-CPU figure)."""
+            load: list[str] = WRK, db_pid: int | None = None) -> Wrk:
+    """One wrk run; ``server_pids``: the process trees serving it (for the other-CPU figure);
+    ``db_pid``: mariadbd, whose CPU per request is reported (it serves every database on the
+    server: other clients' queries meanwhile count too, "other CPU" does not see them)."""
     cmd = [*load, f"-d{duration:g}s", "-s", str(LUA), url, "--", str(paths_file)]
+    db0 = _own_ticks(db_pid) if db_pid else 0
     busy0 = _busy_ticks()
     server0 = sum(_tree_ticks(p) for p in server_pids)
     child0 = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -193,8 +204,9 @@ def run_wrk(url: str, paths_file: Path, duration: float, server_pids: tuple[int,
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     errors = sum(int(x) for x in sock.groups()) if sock else 0
+    db_us = (_own_ticks(db_pid) - db0) / tick / max(total, 1) * 1e6 if db_pid else None
     return Wrk(rps, _ms(pct["50"]), _ms(pct["99"]), total,
-               int(non2xx.group(1)) if non2xx else 0, errors, foreign)
+               int(non2xx.group(1)) if non2xx else 0, errors, foreign, db_us)
 
 
 def get_raw(conn: http.client.HTTPConnection, method: str, path: str,
@@ -320,13 +332,13 @@ def bench_service(backend: str, url: str, rows: int, config: str, paths: dict[st
         base = f"http://127.0.0.1:{port}"
         for name in ("compat", "api"):
             run_wrk(base, paths[name], min(3.0, duration))  # warm-up: workers, DB caches
-            measured = run_wrk(base, paths[name], duration, pids)
+            measured = run_wrk(base, paths[name], duration, pids, db_pid=db_pid)
             peak = max(peak, tree_rss(proc.pid))
             if measured.non2xx or measured.errors:
                 result.notes.append(f"{name}: {measured.non2xx} non-2xx, "
                                     f"{measured.errors} socket errors")
             setattr(result, name, measured)
-        result.api_c1 = run_wrk(base, paths["api"], min(5.0, duration), pids, WRK_C1)
+        result.api_c1 = run_wrk(base, paths["api"], min(5.0, duration), pids, WRK_C1, db_pid)
         result.batch_p50_ms, result.batch_p95_ms = run_batch(port, rows)
         result.peak_rss_mb = max(peak, tree_rss(proc.pid)) / 1e6
     finally:
@@ -468,7 +480,7 @@ def mark(ok: bool) -> str:
 
 def table(results: list[Result], dbg: Wrk, rows: int, duration: float) -> str:
     head = ["backend", "gunicorn", "endpoint", "req/s", "p50 ms", "p99 ms", "other CPU",
-            "batch p50", "p95", "vs targets"]
+            "db us/req", "batch p50", "p95", "vs targets"]
     lines = [head]
     for r in results:
         for name, w in (("/buildids/<id>", r.compat), ("/api/v1/buildid/<id>", r.api),
@@ -495,7 +507,7 @@ def table(results: list[Result], dbg: Wrk, rows: int, duration: float) -> str:
     out = [f"Lookup benchmark: {rows:,} ELF rows, wrk -t2 -c16 -d{duration:g}s, "
            f"{os.cpu_count()} CPUs"]
     for i, line in enumerate(lines):
-        out.append("  ".join(str(c).ljust(w) if j < 3 or j == 9 else str(c).rjust(w)
+        out.append("  ".join(str(c).ljust(w) if j < 3 or j == 10 else str(c).rjust(w)
                              for j, (c, w) in enumerate(zip(line, widths, strict=True))).rstrip())
         if i == 0:
             out.append("  ".join("-" * w for w in widths))
@@ -504,6 +516,7 @@ def table(results: list[Result], dbg: Wrk, rows: int, duration: float) -> str:
                f"(half existing) <= {TARGETS['batch_ms']:g} ms (median of {BATCH_REPEAT})")
     out.append("At -c16 a median of 1 ms needs ~16,000 req/s (Little's law: 16 in flight); "
                "the -c1 row is the per-request latency without queueing.")
+    out.append("db us/req: mariadbd CPU per request (/proc/<pid>/stat before and after the run)")
     out.append("other CPU: cores (of 2) busy with other processes than wrk, the server and its "
                "mariadbd during the run, steal included; above ~0.2 the figures are depressed")
     for r in results:

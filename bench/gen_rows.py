@@ -30,9 +30,10 @@ ROOT = HERE.parent
 RESULTS = HERE / "results"
 DARKSERVER = ROOT / ".venv" / "bin" / "darkserver"
 
+# BENCH_MARIADB_DATABASE: another database name (a pre-generated one, or one of a helper's own).
 MARIADB = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": "",
-           "database": "darkserver_bench"}
-MARIADB_URL = "mysql://root@127.0.0.1:3306/darkserver_bench"
+           "database": os.environ.get("BENCH_MARIADB_DATABASE", "darkserver_bench")}
+MARIADB_URL = f"mysql://root@127.0.0.1:3306/{MARIADB['database']}"
 BUFFER_POOL = 4 * 1024**3  # the benchmark raises innodb_buffer_pool_size to this (not persisted)
 CHUNK = 1_000_000
 EPOCH = "2026-01-01 00:00:00"

@@ -94,6 +94,21 @@ class LoopConnection:
             return False
         return True
 
+    def open_blocking(self) -> bool:
+        """Open the connection on the calling thread (one without an event loop: the batch
+        helper's), at most once a RETRY_SECONDS while it fails; False when it is not open."""
+        if self._db is not None:
+            return True
+        if time.monotonic() - self._failed_at < RETRY_SECONDS:
+            return False
+        try:
+            self._db, self._sql, self._generation_sql = self._open()
+        except Exception as exc:
+            self._failed_at = time.monotonic()
+            log.warning("fast path: cannot open the database (%s)", exc)
+            return False
+        return True
+
     def _choice_is_stale(self) -> bool:
         elapsed = time.monotonic() - self._chosen_at
         return elapsed >= float(settings.DARKSERVER_REPLICA_CHECK_SECONDS)

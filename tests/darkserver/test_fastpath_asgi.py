@@ -27,7 +27,14 @@ from darkimport.run.records import ElfRecord, PackageMeta, PackageScan, Provenan
 from darkserver.lookup import hotroutes, loopdb, metrics, pkgcache, queries
 from darkserver.lookup.fastpath_asgi import AsgiFastPath
 from darkserver.lookup.loopdb import LoopConnection
-from tests.darkserver.conftest import APR_ID, APR_PATH, make_apr, make_elf, make_package
+from tests.darkserver.conftest import (
+    APR_ID,
+    APR_PATH,
+    make_apr,
+    make_build,
+    make_elf,
+    make_package,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -159,6 +166,7 @@ def apps() -> Iterator[tuple[Any, AsgiFastPath, Spy]]:
     fast.db.discard()
     fast.batches.submit(fast.batch_db.discard).result()
     fast.batches.shutdown()
+    fast.batch_split.close()
 
 
 @pytest.fixture
@@ -613,3 +621,57 @@ def test_recount_keeps_and_raises_the_generation():
     counters.recount()
     assert Counter.objects.get(name=counters.GENERATION).value == 42
     assert counters.GENERATION not in counters.stats()
+
+
+# --- large batches read in two halves (lookup/batchsplit.py) -----------------------------------
+
+
+@pytest.fixture
+def many_packages() -> list[str]:
+    """300 build-ids over 30 packages of 3 builds, two rows for some ids: a batch that is split,
+    with rows of one id in several packages."""
+    ids = []
+    for b in range(3):
+        build = make_build(name=f"split{b}")
+        first = None
+        for p in range(10):
+            package = make_package(build, name=f"split{b}-{p}")
+            first = first or package
+            for e in range(10):
+                build_id = f"{b:02x}{p:02x}{e:02x}" + "5a" * 17
+                make_elf(package, build_id, f"/usr/lib64/libsplit{e}.so")
+                if e % 4 == 0 and package != first:  # the same id in another package too
+                    make_elf(first, build_id, f"/usr/lib64/again{p}-{e}.so")
+                ids.append(build_id)
+    return ids
+
+
+def test_a_large_batch_is_split_and_answered_as_unsplit(apps, many_packages, settings):
+    _django, fast, spy = apps
+    settings.DARKSERVER_MAX_BATCH = 1000
+    ids = [*many_packages, *(f"{n:040x}" for n in range(200))]  # 500: 300 found, 200 missing
+    answer, served = both(apps, "POST", "/api/v1/buildids", batch_body(ids))
+    assert served and fast.batch_split.splits == 1 and fast.batch_split.helper.is_open
+    doc = json.loads(answer.body)
+    assert len(doc["results"]) == 300 and len(doc["missing"]) == 200
+    small, served = both(apps, "POST", "/api/v1/buildids", batch_body(ids[:100]))
+    assert served and fast.batch_split.splits == 1  # below SPLIT_MIN: not split
+
+
+def test_a_failing_helper_fails_no_id_of_the_batch(apps, many_packages, settings, monkeypatch):
+    """The helper's connection breaks, then cannot be opened: the batch thread reads the
+    helper's half itself, and every id is answered as unsplit."""
+    _django, fast, spy = apps
+    settings.DARKSERVER_MAX_BATCH = 1000
+    monkeypatch.setattr(loopdb, "RETRY_SECONDS", 0.0)
+    body = batch_body([*many_packages, MISSING])
+    both(apps, "POST", "/api/v1/buildids", body)
+    helper = fast.batch_split.helper
+    fast.batch_split.executor.submit(helper._db.connection.close).result()
+    helper.overrides = bad_settings()  # and no new connection opens
+    answer, served = both(apps, "POST", "/api/v1/buildids", body)
+    assert served and spy.calls == 0 and not helper.is_open
+    assert fast.batch_split.splits == 2 and json.loads(answer.body)["missing"] == [MISSING]
+    helper.overrides = {}  # back: the helper reads its half again
+    answer, served = both(apps, "POST", "/api/v1/buildids", body)
+    assert served and helper.is_open and fast.batch_split.splits == 3
