@@ -70,10 +70,12 @@ class Wrk:
     errors: int
     foreign_cpu: float = 0.0  # CPU share used by other processes meanwhile (1.0 = one core)
     db_us: float | None = None  # mariadbd CPU per request (us), when serving MariaDB
+    srv_us: float | None = None  # the gunicorn tree's CPU per request (us)
 
     def cells(self) -> list[str]:
         return [f"{self.rps:,.0f}", f"{self.p50_ms:.2f}", f"{self.p99_ms:.2f}",
-                f"{self.foreign_cpu:.2f}", "" if self.db_us is None else f"{self.db_us:.0f}"]
+                f"{self.foreign_cpu:.2f}", "" if self.srv_us is None else f"{self.srv_us:.0f}",
+                "" if self.db_us is None else f"{self.db_us:.0f}"]
 
 
 @dataclass
@@ -171,19 +173,35 @@ def _tree_ticks(pid: int) -> int:
     return total
 
 
-def _own_ticks(pid: int) -> int:
-    """utime + stime of one process (all its threads)."""
-    stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(stat[11]) + int(stat[12])
+def _db_ticks(pid: int) -> int:
+    """utime + stime of the mariadbd threads serving connections to the benchmark's database
+    (one thread per connection; information_schema.PROCESSLIST names each one's TID): what
+    our lookups cost the server, whatever other clients of the same server do meanwhile."""
+    con = gen_rows._mysql(None)
+    try:
+        cur = con.cursor()
+        cur.execute("SELECT TID FROM information_schema.PROCESSLIST WHERE DB = %s",
+                    (gen_rows.MARIADB["database"],))
+        tids = [int(row[0]) for row in cur.fetchall()]
+    finally:
+        con.close()
+    total = 0
+    for tid in tids:
+        try:
+            stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the connection ended meanwhile
+            continue
+        total += int(stat[11]) + int(stat[12])
+    return total
 
 
 def run_wrk(url: str, paths_file: Path, duration: float, server_pids: tuple[int, ...] = (),
             load: list[str] = WRK, db_pid: int | None = None) -> Wrk:
     """One wrk run; ``server_pids``: the process trees serving it (for the other-CPU figure);
-    ``db_pid``: mariadbd, whose CPU per request is reported (it serves every database on the
-    server: other clients' queries meanwhile count too, "other CPU" does not see them)."""
+    ``db_pid``: mariadbd, whose CPU per request for our connections is reported."""
     cmd = [*load, f"-d{duration:g}s", "-s", str(LUA), url, "--", str(paths_file)]
-    db0 = _own_ticks(db_pid) if db_pid else 0
+    db0 = _db_ticks(db_pid) if db_pid else 0
+    srv0 = sum(_tree_ticks(p) for p in server_pids[:1])
     busy0 = _busy_ticks()
     server0 = sum(_tree_ticks(p) for p in server_pids)
     child0 = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -204,9 +222,11 @@ def run_wrk(url: str, paths_file: Path, duration: float, server_pids: tuple[int,
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     errors = sum(int(x) for x in sock.groups()) if sock else 0
-    db_us = (_own_ticks(db_pid) - db0) / tick / max(total, 1) * 1e6 if db_pid else None
+    db_us = (_db_ticks(db_pid) - db0) / tick / max(total, 1) * 1e6 if db_pid else None
+    srv_us = (sum(_tree_ticks(p) for p in server_pids[:1]) - srv0) / tick / max(total, 1) * 1e6
     return Wrk(rps, _ms(pct["50"]), _ms(pct["99"]), total,
-               int(non2xx.group(1)) if non2xx else 0, errors, foreign, db_us)
+               int(non2xx.group(1)) if non2xx else 0, errors, foreign, db_us,
+               srv_us if server_pids else None)
 
 
 def get_raw(conn: http.client.HTTPConnection, method: str, path: str,
@@ -480,7 +500,7 @@ def mark(ok: bool) -> str:
 
 def table(results: list[Result], dbg: Wrk, rows: int, duration: float) -> str:
     head = ["backend", "gunicorn", "endpoint", "req/s", "p50 ms", "p99 ms", "other CPU",
-            "db us/req", "batch p50", "p95", "vs targets"]
+            "srv us/req", "db us/req", "batch p50", "p95", "vs targets"]
     lines = [head]
     for r in results:
         for name, w in (("/buildids/<id>", r.compat), ("/api/v1/buildid/<id>", r.api),
@@ -507,7 +527,7 @@ def table(results: list[Result], dbg: Wrk, rows: int, duration: float) -> str:
     out = [f"Lookup benchmark: {rows:,} ELF rows, wrk -t2 -c16 -d{duration:g}s, "
            f"{os.cpu_count()} CPUs"]
     for i, line in enumerate(lines):
-        out.append("  ".join(str(c).ljust(w) if j < 3 or j == 10 else str(c).rjust(w)
+        out.append("  ".join(str(c).ljust(w) if j < 3 or j == 11 else str(c).rjust(w)
                              for j, (c, w) in enumerate(zip(line, widths, strict=True))).rstrip())
         if i == 0:
             out.append("  ".join("-" * w for w in widths))
@@ -516,7 +536,9 @@ def table(results: list[Result], dbg: Wrk, rows: int, duration: float) -> str:
                f"(half existing) <= {TARGETS['batch_ms']:g} ms (median of {BATCH_REPEAT})")
     out.append("At -c16 a median of 1 ms needs ~16,000 req/s (Little's law: 16 in flight); "
                "the -c1 row is the per-request latency without queueing.")
-    out.append("db us/req: mariadbd CPU per request (/proc/<pid>/stat before and after the run)")
+    out.append("srv / db us/req: CPU per request of the gunicorn tree / of the mariadbd threads "
+               "serving its connections (/proc before and after the run): little affected by "
+               "other load, unlike req/s")
     out.append("other CPU: cores (of 2) busy with other processes than wrk, the server and its "
                "mariadbd during the run, steal included; above ~0.2 the figures are depressed")
     for r in results:
