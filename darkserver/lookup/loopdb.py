@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from concurrent.futures import Executor
 from typing import Any
 
@@ -38,6 +38,7 @@ from darkserver.lookup.pkgcache import PackageCache
 log = logging.getLogger(__name__)
 
 RETRY_SECONDS = 1.0
+Statement = tuple[str, dict[str, Any]]  # SQL and its parameters
 
 
 class LoopConnection:
@@ -56,6 +57,7 @@ class LoopConnection:
         self._generation_sql = ""
         self._failed_at = float("-inf")
         self.cache = PackageCache()
+        self.busy = False  # a non-blocking query is under way (not to be closed meanwhile)
 
     @property
     def is_open(self) -> bool:
@@ -68,7 +70,7 @@ class LoopConnection:
         (off the loop): a connection to a replica that is now lagging, or to the primary while
         a replica is healthy again, is closed and the better one opened."""
         if self._db is not None:
-            if not settings.READ_REPLICAS or not self._choice_is_stale():
+            if not settings.READ_REPLICAS or self.busy or not self._choice_is_stale():
                 return True
             self._chosen_at = time.monotonic()
             try:
@@ -128,57 +130,116 @@ class LoopConnection:
         return db, {n: queries.split_sql(alias, n, style) for n in queries.IN_SIZES}, generation
 
     def fetch(self, size: int, params: dict[str, bytes]) -> Sequence[Sequence[Any]]:
-        """queries.Fetch over this connection: the ELF-only statement, then the package parts
-        from the cache; a database error drops the connection and propagates."""
+        """queries.Fetch over this connection, blocking (the batch threads; SQLite); a
+        database error drops the connection and propagates."""
         if self._db is None:
             raise RuntimeError("the fast path's connection is not open")
         try:
             cursor = self._db.connection.cursor()
             try:
-                cache = self.cache
-                cache.check(lambda: self._generation(cursor))
-                elf_sql = self._sql[size][0]
-                rows, complete = cache.join(self._run(cursor, elf_sql, params),
-                                            lambda ids: self._parts(cursor, ids))
-                if not complete:
-                    # A package was replaced between the two reads: read both again, afresh.
-                    cache.clear()
-                    cache.check(lambda: self._generation(cursor))
-                    rows, _complete = cache.join(self._run(cursor, elf_sql, params),
-                                                 lambda ids: self._parts(cursor, ids))
+                steps = self._steps(size, params)
+                statement = next(steps)
+                while True:
+                    statement = steps.send(self._run(cursor, *statement))
+            except StopIteration as done:
+                rows: Sequence[Sequence[Any]] = done.value
                 return rows
             finally:
                 cursor.close()
         except Exception as exc:
-            self.discard()
-            replicas.mark_down(self.alias, f"query failed: {exc}", close=False)
+            self._failed(exc)
             raise
+
+    async def fetch_async(self, size: int,
+                          params: dict[str, bytes]) -> Sequence[Sequence[Any]]:
+        """fetch() for the event loop: on MariaDB the loop goes on serving while the server
+        works on each statement (sent, then read when its socket is readable); SQLite answers
+        in-process, so it is simply called."""
+        if self._db is None or self._db.vendor != "mysql":
+            return self.fetch(size, params)
+        self.busy = True
+        try:
+            steps = self._steps(size, params)
+            statement = next(steps)
+            while True:
+                statement = steps.send(await self._run_async(*statement))
+        except StopIteration as done:
+            rows: Sequence[Sequence[Any]] = done.value
+            return rows
+        except asyncio.CancelledError:  # the answer is left unread: the connection is done
+            self.discard()
+            raise
+        except Exception as exc:
+            self._failed(exc)
+            raise
+        finally:
+            self.busy = False
+
+    def _steps(self, size: int, params: dict[str, bytes]) -> Generator[
+            Statement, Sequence[Sequence[Any]], Sequence[Sequence[Any]]]:
+        """The statements of one lookup, each sent in and its rows received (the same for the
+        blocking and the non-blocking driver); returns the full rows (queries.MATCH_FIELDS):
+        the generation when due, the ELF-only statement, the package parts not cached."""
+        cache = self.cache
+        elf_sql = self._sql[size][0]
+        for attempt in (1, 2):
+            if cache.due():
+                found = yield self._generation_sql, {}
+                cache.seen(int(found[0][0]) if found else 0)
+            elf_rows = yield elf_sql, params
+            missing = cache.missing(elf_rows)
+            for start in range(0, len(missing), queries.CHUNK):
+                part_size, part_params = queries.padded(missing[start : start + queries.CHUNK])
+                cache.add((yield self._sql[part_size][1], part_params), elf_rows)
+            rows, complete = cache.join(elf_rows)
+            if complete or attempt == 2:
+                return rows
+            # A package was replaced between the two reads: read both again, afresh.
+            cache.clear()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _statement(self, sql: str, params: dict[str, Any]) -> str:
+        # MySQLdb escapes every bytes parameter in Python (~2.5 ms for a batch of 1,000 ids); a
+        # build-id as a hex literal needs no escaping at all, nor does an integer.
+        literals = {name: f"X'{value.hex()}'" if isinstance(value, bytes) else str(int(value))
+                    for name, value in params.items()}
+        return sql % literals if literals else sql
 
     def _run(self, cursor: Any, sql: str, params: dict[str, Any]) -> Sequence[Sequence[Any]]:
         assert self._db is not None
         if self._db.vendor == "mysql":
-            # MySQLdb escapes every bytes parameter in Python (~2.5 ms for a batch of 1,000
-            # ids); a build-id as a hex literal needs no escaping at all, nor does an integer.
-            literals = {name: f"X'{value.hex()}'" if isinstance(value, bytes) else str(int(value))
-                        for name, value in params.items()}
-            cursor.execute(sql % literals)
+            cursor.execute(self._statement(sql, params))
         else:
             cursor.execute(sql, params)
         rows: Sequence[Sequence[Any]] = cursor.fetchall()
         return rows
 
-    def _parts(self, cursor: Any, package_ids: list[int]) -> list[Sequence[Any]]:
-        """Rows of package id and PACKAGE_PART_FIELDS, one query per CHUNK ids."""
-        found: list[Sequence[Any]] = []
-        for start in range(0, len(package_ids), queries.CHUNK):
-            size, params = queries.padded(package_ids[start : start + queries.CHUNK])
-            found.extend(self._run(cursor, self._sql[size][1], params))
-        return found
+    async def _run_async(self, sql: str, params: dict[str, Any]) -> Sequence[Sequence[Any]]:
+        """One statement over MySQLdb's own send/read halves, waiting on the loop between them:
+        the rows are what a cursor gives (the same result object and converters)."""
+        assert self._db is not None
+        conn = self._db.connection
+        conn.send_query(self._statement(sql, params).encode())
+        loop = asyncio.get_running_loop()
+        readable: asyncio.Future[None] = loop.create_future()
+        fd = conn.fileno()
 
-    def _generation(self, cursor: Any) -> int:
-        cursor.execute(self._generation_sql)
-        row = cursor.fetchone()
-        return int(row[0]) if row else 0
+        def ready() -> None:
+            if not readable.done():
+                readable.set_result(None)
+
+        loop.add_reader(fd, ready)
+        try:
+            await readable
+        finally:
+            loop.remove_reader(fd)
+        conn.read_query_result()
+        result = conn.store_result()
+        return result.fetch_row(0) if result is not None else ()
+
+    def _failed(self, exc: Exception) -> None:
+        self.discard()
+        replicas.mark_down(self.alias, f"query failed: {exc}", close=False)
 
     def discard(self) -> None:
         db, self._db = self._db, None

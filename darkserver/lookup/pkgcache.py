@@ -44,34 +44,39 @@ class PackageCache:
         self.generation = None
         self.checked_at = float("-inf")
 
-    def check(self, read_generation: Callable[[], int]) -> None:
-        """Start over when the importer changed package fields: at most once a CHECK_SECONDS."""
-        now = self.clock()
-        if now - self.checked_at < CHECK_SECONDS:
-            return
-        generation = read_generation()
-        self.checked_at = now
+    def due(self) -> bool:
+        """Whether the generation is to be read again (every CHECK_SECONDS at most)."""
+        return self.clock() - self.checked_at >= CHECK_SECONDS
+
+    def seen(self, generation: int) -> None:
+        """The generation just read: start over when the importer changed package fields."""
+        self.checked_at = self.clock()
         if generation != self.generation:
             self.parts.clear()
             self.generation = generation
 
-    def join(self, elf_rows: Sequence[Row],
-             read_parts: Callable[[list[int]], Sequence[Row]]) -> tuple[list[Row], bool]:
-        """The full rows (ELF columns then package part) of ``elf_rows``, reading the package
-        parts not cached with ``read_parts(ids)`` (rows of id then the part); and whether every
+    def missing(self, elf_rows: Sequence[Row]) -> list[int]:
+        """The package ids of ``elf_rows`` (package_id last) not cached."""
+        parts = self.parts
+        return list({row[-1] for row in elf_rows if row[-1] not in parts})
+
+    def add(self, found: Sequence[Row], keep: Sequence[Row]) -> None:
+        """Cache the package parts read (rows of id then the part), making room by dropping
+        the oldest entries other than those ``keep`` (the ELF rows being answered) needs."""
+        self.reads += 1
+        parts = self.parts
+        overflow = len(parts) + len(found) - MAX_PACKAGES
+        if overflow > 0:  # dicts keep insertion order
+            needed = {row[-1] for row in keep}
+            for key in [k for k in parts if k not in needed][:overflow]:
+                del parts[key]
+        for row in found:
+            parts[row[0]] = tuple(row[1:])
+
+    def join(self, elf_rows: Sequence[Row]) -> tuple[list[Row], bool]:
+        """The full rows (ELF columns then package part) of ``elf_rows``; and whether every
         row's package was found (False: one vanished since the ELF rows were read)."""
         parts = self.parts
-        needed = {row[-1] for row in elf_rows}
-        wanted = [i for i in needed if i not in parts]
-        if wanted:
-            self.reads += 1
-            found = read_parts(wanted)
-            overflow = len(parts) + len(found) - MAX_PACKAGES
-            if overflow > 0:  # the oldest entries go (dicts keep insertion order)
-                for key in [k for k in parts if k not in needed][:overflow]:
-                    del parts[key]
-            for row in found:
-                parts[row[0]] = tuple(row[1:])
         rows: list[Row] = []
         complete = True
         for row in elf_rows:

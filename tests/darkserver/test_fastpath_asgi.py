@@ -473,15 +473,15 @@ def test_single_lookups_that_arrive_together_share_one_query(apps, apr_committed
              f"/buildids/{APR_ID},{MISSING}", f"/buildids/{APR_ID.upper()}",
              f"/api/v1/buildid/{'cd' * 20}"] * 3
     fetched: list[int] = []
-    real_fetch = fast.db.fetch
+    real_fetch = fast.db.fetch_async
 
-    def counting_fetch(size: int, params: dict[str, bytes]) -> Any:
+    async def counting_fetch(size: int, params: dict[str, bytes]) -> Any:
         fetched.append(len(set(params.values())))
-        return real_fetch(size, params)
+        return await real_fetch(size, params)
 
     async def together() -> list[Answer]:
         assert await fast.db.ensure()
-        fast.db.fetch = counting_fetch  # type: ignore[method-assign]
+        fast.db.fetch_async = counting_fetch  # type: ignore[method-assign]
         return await asyncio.gather(*(_call(fast, "GET", p, [], []) for p in paths))
 
     answers = asyncio.run(together())
@@ -594,23 +594,23 @@ def test_a_replaced_package_and_a_build_given_its_koji_id_are_answered(apps):
         "koji_build_id"] == 777
 
 
-def test_a_package_gone_between_the_two_reads_is_read_again(apps):
+def test_a_package_gone_between_the_two_reads_is_read_again(apps, monkeypatch):
     """The ELF rows name a package the cache cannot find (replaced in between): the connection
     reads both again instead of answering without it."""
     _django, fast, _spy = apps
     store.store_scan(_scan())
     both(apps, "GET", CACHED)
-    real_parts = fast.db._parts
-    calls: list[list[int]] = []
+    real_add = pkgcache.PackageCache.add
+    calls: list[int] = []
 
-    def first_finds_nothing(cursor: Any, ids: list[int]) -> Any:
-        calls.append(ids)
-        return [] if len(calls) == 1 else real_parts(cursor, ids)
+    def first_finds_nothing(cache: pkgcache.PackageCache, found: Any, keep: Any) -> None:
+        calls.append(len(found))
+        real_add(cache, [] if len(calls) == 1 else found, keep)
 
-    fast.db._parts = first_finds_nothing  # type: ignore[method-assign]
+    monkeypatch.setattr(pkgcache.PackageCache, "add", first_finds_nothing)
     fast.db.cache.parts.clear()
     answer, served = both(apps, "GET", CACHED)
-    assert served and answer.status == 200 and len(calls) == 2
+    assert served and answer.status == 200 and calls == [1, 1]
 
 
 def test_recount_keeps_and_raises_the_generation():
@@ -675,3 +675,39 @@ def test_a_failing_helper_fails_no_id_of_the_batch(apps, many_packages, settings
     helper.overrides = {}  # back: the helper reads its half again
     answer, served = both(apps, "POST", "/api/v1/buildids", body)
     assert served and helper.is_open and fast.batch_split.splits == 3
+
+
+def test_lookups_arriving_during_a_query_share_the_next_one(apps, apr_committed):
+    """While a query is under way (on MariaDB the loop goes on serving meanwhile), new lookups
+    wait for it and are then read together by one query; a request whose client went away
+    meanwhile cancels nothing but itself."""
+    django, fast, spy = apps
+    later = [f"/api/v1/buildid/{APR_ID}", f"/buildids/{MISSING},{APR_ID}",
+             f"/api/v1/buildid/{'cd' * 20}"]
+    fetched: list[int] = []
+    real_fetch = fast.db.fetch_async
+
+    async def slow_fetch(size: int, params: dict[str, bytes]) -> Any:
+        fetched.append(len(set(params.values())))
+        for _ in range(5):  # the query under way: the loop runs other requests meanwhile
+            await asyncio.sleep(0)
+        return await real_fetch(size, params)
+
+    async def scenario() -> tuple[Answer, list[Answer]]:
+        assert await fast.db.ensure()
+        fast.db.fetch_async = slow_fetch  # type: ignore[method-assign]
+        first = asyncio.create_task(_call(fast, "GET", f"/api/v1/buildid/{MISSING}", [], []))
+        while not fetched:  # until its query has started
+            await asyncio.sleep(0)
+        gone = asyncio.create_task(_call(fast, "GET", f"/buildids/{'ef' * 20}", [], []))
+        rest = [asyncio.create_task(_call(fast, "GET", p, [], [])) for p in later]
+        await asyncio.sleep(0)
+        gone.cancel()
+        return await first, await asyncio.gather(*rest)
+
+    first, rest = asyncio.run(scenario())
+    assert first.status == 404 and spy.calls == 0
+    assert fast.coalescer.flushes == 2 and fetched == [1, 4]  # 'ef' is read, then dropped
+    for path, got in zip(later, rest, strict=True):
+        want = call(django, "GET", path)
+        assert (got.status, got.headers, got.body) == (want.status, want.headers, want.body)
