@@ -335,6 +335,17 @@ def run_batch(port: int, rows: int) -> tuple[float, float]:
     return statistics.median(times), times[int(len(times) * 0.95 + 0.5) - 1]
 
 
+def query_ids(port: int) -> tuple[float, float]:
+    """(queries, ids) of the fast path's single lookups so far: darkserver_fastpath_query_ids
+    from /metrics (summed over the workers)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    status, data = get_raw(conn, "GET", "/metrics")
+    conn.close()
+    found = dict(re.findall(r"^darkserver_fastpath_query_ids_(count|sum) ([\d.e+]+)$",
+                            data.decode(), re.M))
+    return float(found.get("count", 0)), float(found.get("sum", 0))
+
+
 def bench_service(backend: str, url: str, rows: int, config: str, paths: dict[str, Path],
                   sample: list[int], duration: float) -> Result:
     port = free_port()
@@ -352,7 +363,13 @@ def bench_service(backend: str, url: str, rows: int, config: str, paths: dict[st
         base = f"http://127.0.0.1:{port}"
         for name in ("compat", "api"):
             run_wrk(base, paths[name], min(3.0, duration))  # warm-up: workers, DB caches
+            queries0 = query_ids(port)
             measured = run_wrk(base, paths[name], duration, pids, db_pid=db_pid)
+            queries1 = query_ids(port)
+            asked = queries1[0] - queries0[0]
+            if asked:
+                per_query = (queries1[1] - queries0[1]) / asked
+                result.notes.append(f"{name}: {per_query:.1f} ids per fast-path query")
             peak = max(peak, tree_rss(proc.pid))
             if measured.non2xx or measured.errors:
                 result.notes.append(f"{name}: {measured.non2xx} non-2xx, "
