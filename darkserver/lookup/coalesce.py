@@ -31,9 +31,10 @@ Waiting = list[tuple[list[bytes], "asyncio.Future[Rows]"]]
 
 
 class Coalescer:
-    """``rows(ids)`` for requests on one event loop, read together by ``read(ids)``."""
+    """``rows(ids)`` for requests on one event loop, read together by ``read(ids)``: rows at
+    once (SQLite, in-process) or an awaitable of them (MariaDB: the loop serves meanwhile)."""
 
-    def __init__(self, read: Callable[[list[bytes]], Awaitable[Rows]]) -> None:
+    def __init__(self, read: Callable[[list[bytes]], Rows | Awaitable[Rows]]) -> None:
         self.read = read  # all rows of the given distinct ids, on the loop; one call at a time
         self._waiting: Waiting = []
         self._busy = False  # a flush is scheduled or its query under way
@@ -52,19 +53,34 @@ class Coalescer:
     def _flush(self) -> None:
         waiting, self._waiting = self._waiting, []
         self.flushes += 1
-        # A task of its own: a request cancelled (its client gone) must not cancel the query
-        # that the others wait for.
-        asyncio.get_running_loop().create_task(self._answer(waiting))
-
-    async def _answer(self, waiting: Waiting) -> None:
+        wanted = list(dict.fromkeys(i for ids, _future in waiting for i in ids))
         try:
-            wanted = list(dict.fromkeys(i for ids, _future in waiting for i in ids))
-            try:
-                found = await self.read(wanted)
-            except Exception as exc:
+            found = self.read(wanted)
+        except Exception as exc:
+            self._answer(waiting, exc)
+            return
+        if isinstance(found, list):
+            self._answer(waiting, found)
+        else:
+            # A task of its own: a request cancelled (its client gone) must not cancel the
+            # query that the others wait for.
+            asyncio.get_running_loop().create_task(self._answer_later(waiting, found))
+
+    async def _answer_later(self, waiting: Waiting, reading: Awaitable[Rows]) -> None:
+        try:
+            found: Rows | Exception = await reading
+        except Exception as exc:
+            found = exc
+        self._answer(waiting, found)
+
+    def _answer(self, waiting: Waiting, found: Rows | Exception) -> None:
+        """Each waiting request gets the rows of its own ids (or the failure), and whoever
+        arrived meanwhile is read next, at once."""
+        try:
+            if isinstance(found, Exception):
                 for _ids, future in waiting:
                     if not future.done():
-                        future.set_exception(exc)
+                        future.set_exception(found)
                 return
             by_id: dict[bytes, Rows] = {}
             for row in found:
@@ -73,7 +89,7 @@ class Coalescer:
                 if not future.done():  # a request whose client went away was cancelled
                     future.set_result([r for i in dict.fromkeys(ids) for r in by_id.get(i, ())])
         finally:
-            if self._waiting:  # arrived while the query ran: read them now
+            if self._waiting:
                 self._flush()
             else:
                 self._busy = False

@@ -63,6 +63,11 @@ class LoopConnection:
     def is_open(self) -> bool:
         return self._db is not None
 
+    @property
+    def nonblocking(self) -> bool:
+        """Whether fetch_async lets the loop run while the server works (MariaDB)."""
+        return self._db is not None and self._db.vendor == "mysql"
+
     async def ensure(self) -> bool:
         """Open the connection when it is not; False while the database cannot be reached.
 
@@ -155,7 +160,7 @@ class LoopConnection:
         """fetch() for the event loop: on MariaDB the loop goes on serving while the server
         works on each statement (sent, then read when its socket is readable); SQLite answers
         in-process, so it is simply called."""
-        if self._db is None or self._db.vendor != "mysql":
+        if not self.nonblocking:
             return self.fetch(size, params)
         self.busy = True
         try:
