@@ -58,6 +58,8 @@ class LoopConnection:
         self._failed_at = float("-inf")
         self.cache = PackageCache()
         self.busy = False  # a non-blocking query is under way (not to be closed meanwhile)
+        self._watched: tuple[asyncio.AbstractEventLoop, Any, int] | None = None  # add_reader
+        self._answer: asyncio.Future[Sequence[Sequence[Any]]] | None = None  # rows to come
 
     @property
     def is_open(self) -> bool:
@@ -224,29 +226,47 @@ class LoopConnection:
         the rows are what a cursor gives (the same result object and converters)."""
         assert self._db is not None
         conn = self._db.connection
-        conn.send_query(self._statement(sql, params).encode())
         loop = asyncio.get_running_loop()
-        readable: asyncio.Future[None] = loop.create_future()
-        fd = conn.fileno()
+        if self._watched is None or self._watched[:2] != (loop, conn):
+            # Watched for as long as the connection lives: two epoll_ctl calls per statement
+            # saved. (The tests run an event loop per request; requests that fail together
+            # may each open a connection, the last one opened staying.)
+            self._unwatch()
+            fd = conn.fileno()
+            loop.add_reader(fd, self._on_readable, conn)
+            self._watched = (loop, conn, fd)
+        conn.send_query(self._statement(sql, params).encode())
+        self._answer = loop.create_future()
+        return await self._answer
 
-        def ready() -> None:
-            if not readable.done():
-                readable.set_result(None)
-
-        loop.add_reader(fd, ready)
+    def _on_readable(self, conn: Any) -> None:
+        """The answer arrived: read it here, so that the socket is drained before the loop
+        looks at it again."""
+        answer, self._answer = self._answer, None
+        if answer is None or answer.done() or self._db is None or self._db.connection is not conn:
+            # Nothing asked (or the asker is gone): the server closed the connection
+            # (wait_timeout, a restart). Dropped, or the loop would wake for it again and again.
+            self.discard()
+            return
         try:
-            await readable
-        finally:
-            loop.remove_reader(fd)
-        conn.read_query_result()
-        result = conn.store_result()
-        return result.fetch_row(0) if result is not None else ()
+            conn.read_query_result()
+            result = conn.store_result()
+            answer.set_result(result.fetch_row(0) if result is not None else ())
+        except Exception as exc:
+            answer.set_exception(exc)
 
     def _failed(self, exc: Exception) -> None:
         self.discard()
         replicas.mark_down(self.alias, f"query failed: {exc}", close=False)
 
+    def _unwatch(self) -> None:
+        if self._watched is not None:
+            loop, _conn, fd = self._watched
+            self._watched = None
+            loop.remove_reader(fd)  # a loop already closed ignores it
+
     def discard(self) -> None:
+        self._unwatch()
         db, self._db = self._db, None
         if db is not None and db.connection is not None:
             try:
