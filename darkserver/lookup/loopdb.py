@@ -8,6 +8,10 @@ DB-API connection for them and runs them on the loop, the way a sync worker woul
 else goes through Django, whose ASGI handler runs views on its own thread and connections.
 Batches run on a thread of their own with a second connection (fastpath_asgi.py says why).
 
+On MariaDB the event loop's connection does not block the loop: a statement is sent, the loop
+goes on serving, and the answer is read when the socket is readable (fetch_async). The batch
+connections use the blocking fetch on their threads.
+
 Each connection reads the ELF table alone per lookup and adds the package and build columns
 from a cache of its own (pkgcache.py: why, and how it learns of the importer's changes); the
 rows it returns are the joined query's rows, so the answers are the same bytes.
