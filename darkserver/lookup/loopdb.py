@@ -247,10 +247,13 @@ class LoopConnection:
         """The answer arrived: read it here, so that the socket is drained before the loop
         looks at it again."""
         answer, self._answer = self._answer, None
-        if answer is None or answer.done() or self._db is None or self._db.connection is not conn:
+        if answer is None or answer.done():
             # Nothing asked (or the asker is gone): the server closed the connection
             # (wait_timeout, a restart). Dropped, or the loop would wake for it again and again.
-            self.discard()
+            if self._db is not None and self._db.connection is conn:
+                self.discard()
+            else:  # one replaced meanwhile (requests that failed together each opened one)
+                self._unwatch()
             return
         try:
             conn.read_query_result()
