@@ -17,7 +17,8 @@ the same wrk settings. Prints one table and the targets.
 --profile also times the WSGI app in-process (no HTTP server) with the configured database
 settings and with a few what-ifs, and prints cProfile tops of one GET and of a batch.
 
-MariaDB: root@127.0.0.1:3306, database darkserver_bench; innodb_buffer_pool_size is raised to
+MariaDB: root@127.0.0.1:3306, database darkserver_bench (BENCH_MARIADB_DATABASE: another, e.g. a
+pre-generated one); the table shows mariadbd's CPU per request; innodb_buffer_pool_size is raised to
 4 GiB at runtime (not persisted) so the 10^7-row table and its indexes stay in memory.
 """
 
@@ -68,10 +69,13 @@ class Wrk:
     non2xx: int
     errors: int
     foreign_cpu: float = 0.0  # CPU share used by other processes meanwhile (1.0 = one core)
+    db_us: float | None = None  # mariadbd CPU per request (us), when serving MariaDB
+    srv_us: float | None = None  # the gunicorn tree's CPU per request (us)
 
     def cells(self) -> list[str]:
         return [f"{self.rps:,.0f}", f"{self.p50_ms:.2f}", f"{self.p99_ms:.2f}",
-                f"{self.foreign_cpu:.2f}"]
+                f"{self.foreign_cpu:.2f}", "" if self.srv_us is None else f"{self.srv_us:.0f}",
+                "" if self.db_us is None else f"{self.db_us:.0f}"]
 
 
 @dataclass
@@ -169,10 +173,35 @@ def _tree_ticks(pid: int) -> int:
     return total
 
 
+def _db_ticks(pid: int) -> int:
+    """utime + stime of the mariadbd threads serving connections to the benchmark's database
+    (one thread per connection; information_schema.PROCESSLIST names each one's TID): what
+    our lookups cost the server, whatever other clients of the same server do meanwhile."""
+    con = gen_rows._mysql(None)
+    try:
+        cur = con.cursor()
+        cur.execute("SELECT TID FROM information_schema.PROCESSLIST WHERE DB = %s",
+                    (gen_rows.DATABASE,))
+        tids = [int(row[0]) for row in cur.fetchall()]
+    finally:
+        con.close()
+    total = 0
+    for tid in tids:
+        try:
+            stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the connection ended meanwhile
+            continue
+        total += int(stat[11]) + int(stat[12])
+    return total
+
+
 def run_wrk(url: str, paths_file: Path, duration: float, server_pids: tuple[int, ...] = (),
-            load: list[str] = WRK, script: Path = LUA) -> Wrk:
-    """One wrk run; ``server_pids``: the process trees serving it (for the other-CPU figure)."""
+            load: list[str] = WRK, script: Path = LUA, db_pid: int | None = None) -> Wrk:
+    """One wrk run; ``server_pids``: the process trees serving it (for the other-CPU figure);
+    ``db_pid``: mariadbd, whose CPU per request for our connections is reported."""
     cmd = [*load, f"-d{duration:g}s", "-s", str(script), url, "--", str(paths_file)]
+    db0 = _db_ticks(db_pid) if db_pid else 0
+    srv0 = sum(_tree_ticks(p) for p in server_pids[:1])
     busy0 = _busy_ticks()
     server0 = sum(_tree_ticks(p) for p in server_pids)
     child0 = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -193,8 +222,11 @@ def run_wrk(url: str, paths_file: Path, duration: float, server_pids: tuple[int,
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     errors = sum(int(x) for x in sock.groups()) if sock else 0
+    db_us = (_db_ticks(db_pid) - db0) / tick / max(total, 1) * 1e6 if db_pid else None
+    srv_us = (sum(_tree_ticks(p) for p in server_pids[:1]) - srv0) / tick / max(total, 1) * 1e6
     return Wrk(rps, _ms(pct["50"]), _ms(pct["99"]), total,
-               int(non2xx.group(1)) if non2xx else 0, errors, foreign)
+               int(non2xx.group(1)) if non2xx else 0, errors, foreign, db_us,
+               srv_us if server_pids else None)
 
 
 def get_raw(conn: http.client.HTTPConnection, method: str, path: str,
@@ -305,6 +337,17 @@ def run_batch(port: int, rows: int) -> tuple[float, float]:
     return statistics.median(times), times[int(len(times) * 0.95 + 0.5) - 1]
 
 
+def query_ids(port: int) -> tuple[float, float]:
+    """(queries, ids) of the fast path's single lookups so far: darkserver_fastpath_query_ids
+    from /metrics (summed over the workers)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    status, data = get_raw(conn, "GET", "/metrics")
+    conn.close()
+    found = dict(re.findall(r"^darkserver_fastpath_query_ids_(count|sum) ([\d.e+]+)$",
+                            data.decode(), re.M))
+    return float(found.get("count", 0)), float(found.get("sum", 0))
+
+
 def bench_service(backend: str, url: str, rows: int, config: str, paths: dict[str, Path],
                   sample: list[int], duration: float) -> Result:
     port = free_port()
@@ -322,13 +365,19 @@ def bench_service(backend: str, url: str, rows: int, config: str, paths: dict[st
         base = f"http://127.0.0.1:{port}"
         for name in ("compat", "api"):
             run_wrk(base, paths[name], min(3.0, duration))  # warm-up: workers, DB caches
-            measured = run_wrk(base, paths[name], duration, pids)
+            queries0 = query_ids(port)
+            measured = run_wrk(base, paths[name], duration, pids, db_pid=db_pid)
+            queries1 = query_ids(port)
+            asked = queries1[0] - queries0[0]
+            if asked:
+                per_query = (queries1[1] - queries0[1]) / asked
+                result.notes.append(f"{name}: {per_query:.1f} ids per fast-path query")
             peak = max(peak, tree_rss(proc.pid))
             if measured.non2xx or measured.errors:
                 result.notes.append(f"{name}: {measured.non2xx} non-2xx, "
                                     f"{measured.errors} socket errors")
             setattr(result, name, measured)
-        result.api_c1 = run_wrk(base, paths["api"], min(5.0, duration), pids, WRK_C1)
+        result.api_c1 = run_wrk(base, paths["api"], min(5.0, duration), pids, WRK_C1, db_pid)
         result.batch_p50_ms, result.batch_p95_ms = run_batch(port, rows)
         result.peak_rss_mb = max(peak, tree_rss(proc.pid)) / 1e6
     finally:
@@ -470,7 +519,7 @@ def mark(ok: bool) -> str:
 
 def table(results: list[Result], dbg: Wrk, rows: int, duration: float) -> str:
     head = ["backend", "gunicorn", "endpoint", "req/s", "p50 ms", "p99 ms", "other CPU",
-            "batch p50", "p95", "vs targets"]
+            "srv us/req", "db us/req", "batch p50", "p95", "vs targets"]
     lines = [head]
     for r in results:
         for name, w in (("/buildids/<id>", r.compat), ("/api/v1/buildid/<id>", r.api),
@@ -497,7 +546,7 @@ def table(results: list[Result], dbg: Wrk, rows: int, duration: float) -> str:
     out = [f"Lookup benchmark: {rows:,} ELF rows, wrk -t2 -c16 -d{duration:g}s, "
            f"{os.cpu_count()} CPUs"]
     for i, line in enumerate(lines):
-        out.append("  ".join(str(c).ljust(w) if j < 3 or j == 9 else str(c).rjust(w)
+        out.append("  ".join(str(c).ljust(w) if j < 3 or j == 11 else str(c).rjust(w)
                              for j, (c, w) in enumerate(zip(line, widths, strict=True))).rstrip())
         if i == 0:
             out.append("  ".join("-" * w for w in widths))
@@ -506,6 +555,9 @@ def table(results: list[Result], dbg: Wrk, rows: int, duration: float) -> str:
                f"(half existing) <= {TARGETS['batch_ms']:g} ms (median of {BATCH_REPEAT})")
     out.append("At -c16 a median of 1 ms needs ~16,000 req/s (Little's law: 16 in flight); "
                "the -c1 row is the per-request latency without queueing.")
+    out.append("srv / db us/req: CPU per request of the gunicorn tree / of the mariadbd threads "
+               "serving its connections (/proc before and after the run): little affected by "
+               "other load, unlike req/s")
     out.append("other CPU: cores (of 2) busy with other processes than wrk, the server and its "
                "mariadbd during the run, steal included; above ~0.2 the figures are depressed")
     for r in results:

@@ -49,7 +49,9 @@ DARKSERVER = ROOT / ".venv" / "bin" / "darkserver"
 DDL = ROOT / "sql" / "createtable.sql"
 
 MARIADB = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": ""}
-DATABASE = "darkserver_bench"  # the replica ignores this one (scripts/mariadb-replica.sh)
+# BENCH_MARIADB_DATABASE: another database name (a pre-generated one, or one of a helper's own).
+# Its rows are written with sql_log_bin = 0 (_mysql): the replica never receives them.
+DATABASE = os.environ.get("BENCH_MARIADB_DATABASE", "darkserver_bench")
 MARIADB_URL = f"mysql://root@127.0.0.1:3306/{DATABASE}"
 BUFFER_POOL = 4 * 1024**3  # the benchmark raises innodb_buffer_pool_size to this (not persisted)
 EPOCH = "2026-01-01 00:00:00"

@@ -72,7 +72,7 @@ def store_scan(scan: PackageScan, provenance: Provenance | None = None) -> Store
     if stored is not None and same_content(stored, meta) is not False:
         _fill_identity(stored, meta)
         return StoreResult(meta.nvra, inserted=False, rows=0)
-    _ensure_counters((*counters.TOTALS, counters.DISTRO + meta.distro))
+    _ensure_counters((*counters.TOTALS, counters.GENERATION, counters.DISTRO + meta.distro))
     rows = _unique_paths(scan)
     # Path rows are shared by every build of the name and never deleted: made before the
     # package's transaction, like the counters, so that racing importers do not fail on them.
@@ -102,7 +102,10 @@ def _fill_identity(stored: Package, meta: PackageMeta) -> None:
     if not stored.sigmd5 and meta.sigmd5:
         update["sigmd5"] = meta.sigmd5
     if update:
-        Package.objects.filter(pk=stored.pk).update(**update)
+        _ensure_counters((counters.GENERATION,))
+        with transaction.atomic():
+            Package.objects.filter(pk=stored.pk).update(**update)
+            _add({counters.GENERATION: 1})  # lookups show the checksums
 
 
 def _remove(stored: Package) -> bool:
@@ -135,6 +138,7 @@ def _remove(stored: Package) -> bool:
         counters.BUILD_IDS: -(len(old_ids) - len(still)),
         counters.WITHOUT_BUILD_ID: -stored.without_build_id,
         counters.DISTRO + (distro or ""): -1,
+        counters.GENERATION: 1,  # cached package fields of this id are gone
     })
     return True
 
@@ -273,6 +277,7 @@ def _build_for(scan: PackageScan, prov: Provenance) -> tuple[Build, bool]:
     if not created and prov.koji_build_id is not None and build.koji_build_id is None:
         build.koji_build_id = prov.koji_build_id
         build.save(update_fields=["koji_build_id"])
+        _add({counters.GENERATION: 1})  # lookups of the build's other packages show it
     result: Build = build
     return result, bool(created)
 

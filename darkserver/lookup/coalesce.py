@@ -8,6 +8,11 @@ schedules a flush with ``call_soon``, which runs after every request started in 
 of the loop has added its ids, and reads them all with one query (one per CHUNK ids). A request
 alone waits for nothing: its flush runs in the loop's next pass.
 
+On MariaDB the query does not block the loop (loopdb.LoopConnection.fetch_async): while it
+runs, the worker reads and parses the next requests, whose ids wait for it to end and are then
+read together by the next query, at once. One query at a time per connection, so nothing waits
+for anything but the connection; the busier the worker, the more ids each query carries.
+
 Each request then builds its answer from the rows of its own ids (queries.prefetched), through
 the same lookup functions and serializer as always, so its bytes are what its own query would
 have given. A failing query fails every request of that flush alike (each then retries, or
@@ -18,18 +23,21 @@ ids are validated before they get here.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 Rows = list[Sequence[Any]]
+Waiting = list[tuple[list[bytes], "asyncio.Future[Rows]"]]
 
 
 class Coalescer:
-    """``rows(ids)`` for requests on one event loop, read together by ``read(ids)``."""
+    """``rows(ids)`` for requests on one event loop, read together by ``read(ids)``: rows at
+    once (SQLite, in-process) or an awaitable of them (MariaDB: the loop serves meanwhile)."""
 
-    def __init__(self, read: Callable[[list[bytes]], Rows]) -> None:
-        self.read = read  # all rows of the given distinct ids; runs on the loop
-        self._waiting: list[tuple[list[bytes], asyncio.Future[Rows]]] = []
+    def __init__(self, read: Callable[[list[bytes]], Rows | Awaitable[Rows]]) -> None:
+        self.read = read  # all rows of the given distinct ids, on the loop; one call at a time
+        self._waiting: Waiting = []
+        self._busy = False  # a flush is scheduled or its query under way
         self.flushes = 0  # queries rounds run (a test counts them)
 
     async def rows(self, ids: list[bytes]) -> Rows:
@@ -37,7 +45,8 @@ class Coalescer:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Rows] = loop.create_future()
         self._waiting.append((ids, future))
-        if len(self._waiting) == 1:
+        if not self._busy:
+            self._busy = True
             loop.call_soon(self._flush)
         return await future
 
@@ -48,13 +57,39 @@ class Coalescer:
         try:
             found = self.read(wanted)
         except Exception as exc:
-            for _ids, future in waiting:
-                if not future.done():
-                    future.set_exception(exc)
+            self._answer(waiting, exc)
             return
-        by_id: dict[bytes, Rows] = {}
-        for row in found:
-            by_id.setdefault(bytes(row[0]), []).append(row)
-        for ids, future in waiting:
-            if not future.done():  # a request whose client went away was cancelled
-                future.set_result([r for i in dict.fromkeys(ids) for r in by_id.get(i, ())])
+        if isinstance(found, list):
+            self._answer(waiting, found)
+        else:
+            # A task of its own: a request cancelled (its client gone) must not cancel the
+            # query that the others wait for.
+            asyncio.get_running_loop().create_task(self._answer_later(waiting, found))
+
+    async def _answer_later(self, waiting: Waiting, reading: Awaitable[Rows]) -> None:
+        try:
+            found: Rows | Exception = await reading
+        except Exception as exc:
+            found = exc
+        self._answer(waiting, found)
+
+    def _answer(self, waiting: Waiting, found: Rows | Exception) -> None:
+        """Each waiting request gets the rows of its own ids (or the failure), and whoever
+        arrived meanwhile is read next, at once."""
+        try:
+            if isinstance(found, Exception):
+                for _ids, future in waiting:
+                    if not future.done():
+                        future.set_exception(found)
+                return
+            by_id: dict[bytes, Rows] = {}
+            for row in found:
+                by_id.setdefault(bytes(row[0]), []).append(row)
+            for ids, future in waiting:
+                if not future.done():  # a request whose client went away was cancelled
+                    future.set_result([r for i in dict.fromkeys(ids) for r in by_id.get(i, ())])
+        finally:
+            if self._waiting:
+                self._flush()
+            else:
+                self._busy = False

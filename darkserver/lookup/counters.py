@@ -23,6 +23,11 @@ BUILD_IDS = "build_ids"  # distinct build-ids
 WITHOUT_BUILD_ID = "without_build_id"  # ELF files seen without a build-id
 DISTRO = "distro:"  # + dist tag: packages of builds with that tag
 TOTALS = (BUILDS, PACKAGES, ELF_FILES, BUILD_IDS, WITHOUT_BUILD_ID)
+# Not a total: raised by the importer, in the same transaction, whenever it changes a package or
+# build field that a lookup answer shows (a package replaced or removed, a checksum filled in, a
+# build's Koji id set). The web's fast path caches those fields per connection and starts over
+# when it sees this change (lookup/pkgcache.py). Only ever raised, never reset.
+GENERATION = "generation"
 
 
 def stats(using: str | None = None) -> dict[str, Any]:
@@ -54,11 +59,15 @@ def count_rows(using: str | None = None) -> dict[str, int]:
 
 
 def recount(using: str | None = None) -> dict[str, int]:
-    """Replace the counters with totals computed from the rows."""
+    """Replace the counters with totals computed from the rows. The generation is kept, and
+    raised: rows changed behind the importer's back may be package fields a cache holds."""
     values = count_rows(using)
     with transaction.atomic(using=using):
-        Counter.objects.using(using).all().delete()
-        Counter.objects.using(using).bulk_create(
+        rows = Counter.objects.using(using)
+        generation = rows.filter(name=GENERATION).values_list("value", flat=True).first() or 0
+        rows.all().delete()
+        rows.bulk_create(
             [Counter(name=name, value=value) for name, value in values.items()]
+            + [Counter(name=GENERATION, value=generation + 1)]
         )
     return values

@@ -10,7 +10,8 @@ queries, same serializer, same JSON encoder) and sends the same status, headers 
 
 It runs on the event loop of gunicorn's uvicorn worker, whose HTTP layer (httptools, uvloop)
 costs a fraction of gunicorn's own threaded one (docs/BENCHMARKS.md). Single lookups run on the
-loop and batches on a thread of the worker's, each over a connection of its own (loopdb.py).
+loop and batches on a thread of the worker's, each over a connection of its own (loopdb.py; a
+large batch also over a helper's, batchsplit.py).
 Everything else — another route or method, a malformed id, a batch body that is missing,
 chunked, oversized, not JSON or of the wrong shape, a lookup that fails here — goes to Django
 unchanged, so every error is made in one place.
@@ -33,6 +34,7 @@ from django.conf import settings
 
 from darkserver.lookup import hotroutes, metrics, queries
 from darkserver.lookup.answers import Answer
+from darkserver.lookup.batchsplit import BatchSplit
 from darkserver.lookup.coalesce import Coalescer
 from darkserver.lookup.jsonout import CONTENT_TYPE, dumps
 from darkserver.lookup.loopdb import LoopConnection
@@ -114,8 +116,26 @@ class AsgiFastPath:
         # while the database works, and Python hands the GIL over every 5 ms.
         self.batches = ThreadPoolExecutor(1, thread_name_prefix="darkserver-batch")
         self.batch_db = LoopConnection(executor=self.batches)
+        # A large batch's queries are read in two halves at once, the second by a helper
+        # thread over a third connection (batchsplit.py).
+        self.batch_split = BatchSplit(self.batch_db)
         # Single lookups that arrive together are read with one query (coalesce.py says why).
-        self.coalescer = Coalescer(lambda ids: queries.raw_rows(ids, self.db.fetch))
+        self.coalescer = Coalescer(self._read_together)
+
+    def _read_together(self, ids: list[bytes]) -> list[Any] | Awaitable[list[Any]]:
+        """The rows of ``ids``: at once on SQLite (in-process), as an awaitable on MariaDB,
+        whose statements do not block the loop."""
+        metrics.FASTPATH_QUERY_IDS.observe(len(ids))
+        if not self.db.nonblocking:
+            return queries.raw_rows(ids, self.db.fetch)
+        return self._read_nonblocking(ids)
+
+    async def _read_nonblocking(self, ids: list[bytes]) -> list[Any]:
+        found: list[Any] = []
+        for start in range(0, len(ids), queries.CHUNK):
+            size, params = queries.padded(ids[start : start + queries.CHUNK])
+            found.extend(await self.db.fetch_async(size, params))
+        return found
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -144,7 +164,8 @@ class AsgiFastPath:
             body, receive = await _read_body(receive, length)
         threaded = body is not None
         db = self.batch_db if threaded else self.db
-        compute = hotroutes.prepare(hot, values, body, db.fetch)
+        compute = hotroutes.prepare(hot, values, body,
+                                    self.batch_split.fetch if threaded else db.fetch)
         if compute is None or not await db.ensure():
             return receive
         name = hot.name
@@ -197,6 +218,7 @@ class AsgiFastPath:
                 self.db.discard()
                 self.batches.submit(self.batch_db.discard).result()
                 self.batches.shutdown()
+                self.batch_split.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 

@@ -56,8 +56,15 @@ BATCH_SIZE = Histogram(
     buckets=(1, 10, 100, 500, 1000, 2000, 5000, 10000),
     registry=REGISTRY,
 )
+FASTPATH_QUERY_IDS = Histogram(
+    "darkserver_fastpath_query_ids",
+    "Distinct build-ids per query of the fast path's single lookups: the lookups that arrived "
+    "together on a worker's event loop and were read at once (lookup/coalesce.py).",
+    buckets=(1, 2, 4, 8, 16, 32, 64),
+    registry=REGISTRY,
+)
 
-DECLARED = (REQUESTS, LATENCY, BUILDIDS_ASKED, BUILDIDS_MISSING, BATCH_SIZE)
+DECLARED = (REQUESTS, LATENCY, BUILDIDS_ASKED, BUILDIDS_MISSING, BATCH_SIZE, FASTPATH_QUERY_IDS)
 
 
 def declared_names() -> set[str]:

@@ -45,6 +45,12 @@ MATCH_FIELDS = (
     *(f"package__build__{f}" for f in BUILD_FIELDS),
 )
 ROW_KEYS = ("build_id", "path", *MATCH_FIELDS[2:])
+# MATCH_FIELDS in two parts: the ELF table's own columns (package_id last), read per lookup by
+# the fast path, and the package and build columns, which it caches per connection
+# (pkgcache.py). ELF_FIELDS + PACKAGE_PART_FIELDS is MATCH_FIELDS, so a row assembled from the
+# two parts is the joined query's row.
+ELF_FIELDS = MATCH_FIELDS[: MATCH_FIELDS.index("package_id") + 1]
+PACKAGE_PART_FIELDS = MATCH_FIELDS[len(ELF_FIELDS):]
 # Ids per IN (...) list: under SQLite's historic 999-variable limit, few round trips for 10^4 ids.
 CHUNK = 500
 
@@ -78,6 +84,35 @@ def _lookup_sql(alias: str, size: int) -> str:
     return "".join(f"{part}%(p{i})s" for i, part in enumerate(parts[:-1])) + parts[-1]
 
 
+@functools.lru_cache(maxsize=32)
+def _elf_sql(alias: str, size: int) -> str:
+    """The SQL of "the ELF_FIELDS of rows whose build-id is one of ``size`` values": the
+    fast path's lookup without the join (pkgcache.py adds the package and build columns). The
+    one place that builds it, like _lookup_sql."""
+    placeholders = [i.to_bytes(2, "big") for i in range(size)]
+    qs = ElfFile.objects.using(alias).filter(build_id__in=placeholders)
+    return _named(qs.values(*ELF_FIELDS), alias, size)
+
+
+@functools.lru_cache(maxsize=32)
+def _package_part_sql(alias: str, size: int) -> str:
+    """The SQL of "id and PACKAGE_PART_FIELDS of the packages whose id is one of ``size``
+    values" (with their builds): what pkgcache.py reads for package ids it has not cached."""
+    qs = Package.objects.using(alias).filter(id__in=list(range(1, size + 1)))
+    fields = [f.removeprefix("package__") for f in PACKAGE_PART_FIELDS]
+    return _named(qs.values("id", *fields), alias, size)
+
+
+def _named(qs: Any, alias: str, size: int) -> str:
+    """A ``.values()`` query with ``size`` parameters as SQL with parameters %(p0)s.. (see
+    _lookup_sql for why)."""
+    sql, params = qs.query.get_compiler(using=alias).as_sql()
+    if len(params) != size or str(sql).count("%s") != size:  # pragma: no cover
+        raise AssertionError(f"unexpected parameters {params!r} in {sql}")  # a Django change
+    parts = str(sql).split("%s")
+    return "".join(f"{part}%(p{i})s" for i, part in enumerate(parts[:-1])) + parts[-1]
+
+
 @functools.cache
 def _param_names(size: int) -> tuple[str, ...]:
     return tuple(f"p{i}" for i in range(size))
@@ -96,6 +131,30 @@ def lookup_sql(alias: str, size: int, paramstyle: str = "pyformat") -> str:
     """The lookup statement for ``size`` ids in a driver's own parameter style: ``pyformat``
     (``%(p0)s``: Django's cursors, MySQLdb) or ``named`` (``:p0``: the sqlite3 module)."""
     sql = _lookup_sql(alias, size)
+    if paramstyle == "named":
+        return sql % {name: f":{name}" for name in _param_names(size)}
+    return sql
+
+
+def split_sql(alias: str, size: int, paramstyle: str = "pyformat") -> tuple[str, str]:
+    """The fast path's two statements for ``size`` ids, in a driver's parameter style (see
+    lookup_sql): the ELF-only lookup (_elf_sql) and the package part read (_package_part_sql,
+    ``size`` package ids)."""
+    return tuple(  # type: ignore[return-value]
+        _styled(sql, size, paramstyle)
+        for sql in (_elf_sql(alias, size), _package_part_sql(alias, size))
+    )
+
+
+def padded(values: Sequence[Any]) -> tuple[int, dict[str, Any]]:
+    """The statement size (IN_SIZES) for ``values`` (at most CHUNK, at least one) and its
+    parameters p0.., padded with repeats of the first value, which match nothing new."""
+    size = next(n for n in IN_SIZES if n >= len(values))
+    padding = [values[0]] * (size - len(values))
+    return size, dict(zip(_param_names(size), [*values, *padding], strict=True))
+
+
+def _styled(sql: str, size: int, paramstyle: str) -> str:
     if paramstyle == "named":
         return sql % {name: f":{name}" for name in _param_names(size)}
     return sql

@@ -22,10 +22,19 @@ from django.db import DatabaseError, connections
 from django.urls import get_resolver, resolve
 from prometheus_client.parser import text_string_to_metric_families
 
-from darkserver.lookup import hotroutes, loopdb, metrics, queries
+from darkimport.run import store
+from darkimport.run.records import ElfRecord, PackageMeta, PackageScan, Provenance
+from darkserver.lookup import hotroutes, loopdb, metrics, pkgcache, queries
 from darkserver.lookup.fastpath_asgi import AsgiFastPath
 from darkserver.lookup.loopdb import LoopConnection
-from tests.darkserver.conftest import APR_ID, APR_PATH, make_apr, make_elf, make_package
+from tests.darkserver.conftest import (
+    APR_ID,
+    APR_PATH,
+    make_apr,
+    make_build,
+    make_elf,
+    make_package,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -157,6 +166,7 @@ def apps() -> Iterator[tuple[Any, AsgiFastPath, Spy]]:
     fast.db.discard()
     fast.batches.submit(fast.batch_db.discard).result()
     fast.batches.shutdown()
+    fast.batch_split.close()
 
 
 @pytest.fixture
@@ -412,6 +422,8 @@ def test_metrics_are_counted_with_the_route_names(apps, apr_committed):
               for k in counts}
     missing = _count("darkserver_lookup_buildids_missing_total", endpoint="compat")
     batches = _count("darkserver_batch_size_count")
+    queried = _count("darkserver_fastpath_query_ids_count")
+    ids = _count("darkserver_fastpath_query_ids_sum")
     for (_route, method, _status), path in counts.items():
         call(fast, method, path)
     call(fast, "POST", "/api/v1/buildids", batch_body([APR_ID, MISSING]))
@@ -422,6 +434,9 @@ def test_metrics_are_counted_with_the_route_names(apps, apr_committed):
         assert after == before[key] + 1, key
     assert _count("darkserver_lookup_buildids_missing_total", endpoint="compat") == missing + 1
     assert _count("darkserver_batch_size_count") == batches + 1
+    # One query per single lookup here (one at a time), of 1, 1 and 2 distinct ids.
+    assert _count("darkserver_fastpath_query_ids_count") == queried + 3
+    assert _count("darkserver_fastpath_query_ids_sum") == ids + 4
     assert _count("darkserver_http_request_duration_seconds_count", route="api-buildids") >= 1
 
 
@@ -458,15 +473,15 @@ def test_single_lookups_that_arrive_together_share_one_query(apps, apr_committed
              f"/buildids/{APR_ID},{MISSING}", f"/buildids/{APR_ID.upper()}",
              f"/api/v1/buildid/{'cd' * 20}"] * 3
     fetched: list[int] = []
-    real_fetch = fast.db.fetch
+    real_read = fast.coalescer.read
 
-    def counting_fetch(size: int, params: dict[str, bytes]) -> Any:
-        fetched.append(len(set(params.values())))
-        return real_fetch(size, params)
+    def counting_read(ids: list[bytes]) -> Any:
+        fetched.append(len(ids))
+        return real_read(ids)
 
     async def together() -> list[Answer]:
         assert await fast.db.ensure()
-        fast.db.fetch = counting_fetch  # type: ignore[method-assign]
+        fast.coalescer.read = counting_read
         return await asyncio.gather(*(_call(fast, "GET", p, [], []) for p in paths))
 
     answers = asyncio.run(together())
@@ -495,3 +510,207 @@ def test_a_failed_shared_query_fails_no_lookup(apps, apr_committed):
         want = call(django, "GET", path)
         assert (got.status, got.body) == (want.status, want.body)
     assert fast.db.is_open and spy.calls == 0
+
+
+# --- the package cache (lookup/pkgcache.py) ----------------------------------------------------
+
+
+def _scan(sha256: str = "ab" * 32, build_id: bytes = b"\x42" * 20,
+          path: str = "/usr/bin/cached") -> PackageScan:
+    meta = PackageMeta(
+        kind="rpm", name="cached", epoch=None, version="1.0", release="1.fc40", arch="x86_64",
+        source_name="cached", filename="cached-1.0-1.fc40.x86_64.rpm",
+        nvra="cached-1.0-1.fc40.x86_64", distro="fc40", size=1234, sha256=sha256,
+        url="https://pkgs.example/cached.rpm",
+    )
+    return PackageScan(meta=meta, elves=[ElfRecord(build_id, path, 3, 62, 64, False, False)],
+                       elf_files=1)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _cached_app(apps: tuple[Any, AsgiFastPath, Spy]) -> Clock:
+    clock = Clock()
+    _django, fast, _spy = apps
+    fast.db.cache.clock = fast.batch_db.cache.clock = clock
+    return clock
+
+
+CACHED = f"/api/v1/buildid/{'42' * 20}"
+
+
+def _package(answer: Answer) -> dict[str, Any]:
+    package: dict[str, Any] = json.loads(answer.body)["matches"][0]["package"]
+    return package
+
+
+def test_cached_package_fields_follow_a_filled_checksum_within_the_bound(apps):
+    """The importer fills in a checksum (the same package read again from its file): lookups
+    show it once the cache checked the generation again, CHECK_SECONDS later at most."""
+    _django, fast, spy = apps
+    clock = _cached_app(apps)
+    assert store.store_scan(_scan(sha256="")).inserted
+    first, served = both(apps, "GET", CACHED)
+    assert served and _package(first)["sha256"] == ""
+    reads = fast.db.cache.reads
+    assert not store.store_scan(_scan()).inserted  # fills the checksum in, in place
+    clock.now += pkgcache.CHECK_SECONDS / 2
+    stale = call(fast, "GET", CACHED)
+    assert stale.body == first.body and fast.db.cache.reads == reads  # from the cache
+    clock.now += pkgcache.CHECK_SECONDS / 2
+    fresh, served = both(apps, "GET", CACHED)  # equal to Django's, which reads the join
+    assert served and _package(fresh)["sha256"] == "ab" * 32
+    assert spy.calls == 0  # the fast path answered every request itself
+
+
+def test_a_replaced_package_and_a_build_given_its_koji_id_are_answered(apps):
+    """The importer replaces the package (other content, same name) and then learns the build's
+    Koji id: every answer after the bound is the join's, single and batch alike."""
+    _django, fast, _spy = apps
+    clock = _cached_app(apps)
+    store.store_scan(_scan())
+    batch = batch_body(["42" * 20, MISSING])
+    both(apps, "GET", CACHED)
+    both(apps, "POST", "/api/v1/buildids", batch)
+    replaced = store.store_scan(_scan(sha256="cd" * 32, path="/usr/bin/replaced"))
+    assert replaced.replaced
+    clock.now += pkgcache.CHECK_SECONDS
+    answer, served = both(apps, "GET", CACHED)
+    assert served and _package(answer)["sha256"] == "cd" * 32
+    other = _scan(build_id=b"\x43" * 20, path="/usr/bin/other")
+    other.meta.name, other.meta.nvra = "cached-extra", "cached-extra-1.0-1.fc40.x86_64"
+    store.store_scan(other, Provenance(koji_build_id=777))  # the same build, now with its id
+    clock.now += pkgcache.CHECK_SECONDS
+    answer, served = both(apps, "GET", CACHED)
+    assert served and json.loads(answer.body)["matches"][0]["build"]["koji_build_id"] == 777
+    answer, served = both(apps, "POST", "/api/v1/buildids", batch)
+    assert served and json.loads(answer.body)["results"]["42" * 20][0]["build"][
+        "koji_build_id"] == 777
+
+
+def test_a_package_gone_between_the_two_reads_is_read_again(apps, monkeypatch):
+    """The ELF rows name a package the cache cannot find (replaced in between): the connection
+    reads both again instead of answering without it."""
+    _django, fast, _spy = apps
+    store.store_scan(_scan())
+    both(apps, "GET", CACHED)
+    real_add = pkgcache.PackageCache.add
+    calls: list[int] = []
+
+    def first_finds_nothing(cache: pkgcache.PackageCache, found: Any, keep: Any) -> None:
+        calls.append(len(found))
+        real_add(cache, [] if len(calls) == 1 else found, keep)
+
+    monkeypatch.setattr(pkgcache.PackageCache, "add", first_finds_nothing)
+    fast.db.cache.parts.clear()
+    answer, served = both(apps, "GET", CACHED)
+    assert served and answer.status == 200 and calls == [1, 1]
+
+
+def test_recount_keeps_and_raises_the_generation():
+    from darkserver.lookup import counters
+    from darkserver.lookup.models import Counter
+
+    Counter.objects.create(name=counters.GENERATION, value=41)
+    counters.recount()
+    assert Counter.objects.get(name=counters.GENERATION).value == 42
+    assert counters.GENERATION not in counters.stats()
+
+
+# --- large batches read in two halves (lookup/batchsplit.py) -----------------------------------
+
+
+@pytest.fixture
+def many_packages() -> list[str]:
+    """300 build-ids over 30 packages of 3 builds, two rows for some ids: a batch that is split,
+    with rows of one id in several packages."""
+    ids = []
+    for b in range(3):
+        build = make_build(name=f"split{b}")
+        first = None
+        for p in range(10):
+            package = make_package(build, name=f"split{b}-{p}")
+            first = first or package
+            for e in range(10):
+                build_id = f"{b:02x}{p:02x}{e:02x}" + "5a" * 17
+                make_elf(package, build_id, f"/usr/lib64/libsplit{e}.so")
+                if e % 4 == 0 and package != first:  # the same id in another package too
+                    make_elf(first, build_id, f"/usr/lib64/again{p}-{e}.so")
+                ids.append(build_id)
+    return ids
+
+
+def test_a_large_batch_is_split_and_answered_as_unsplit(apps, many_packages, settings):
+    _django, fast, spy = apps
+    settings.DARKSERVER_MAX_BATCH = 1000
+    ids = [*many_packages, *(f"{n:040x}" for n in range(200))]  # 500: 300 found, 200 missing
+    answer, served = both(apps, "POST", "/api/v1/buildids", batch_body(ids))
+    assert served and fast.batch_split.splits == 1 and fast.batch_split.helper.is_open
+    doc = json.loads(answer.body)
+    assert len(doc["results"]) == 300 and len(doc["missing"]) == 200
+    small, served = both(apps, "POST", "/api/v1/buildids", batch_body(ids[:100]))
+    assert served and fast.batch_split.splits == 1  # below SPLIT_MIN: not split
+
+
+def test_a_failing_helper_fails_no_id_of_the_batch(apps, many_packages, settings, monkeypatch):
+    """The helper's connection breaks, then cannot be opened: the batch thread reads the
+    helper's half itself, and every id is answered as unsplit."""
+    _django, fast, spy = apps
+    settings.DARKSERVER_MAX_BATCH = 1000
+    monkeypatch.setattr(loopdb, "RETRY_SECONDS", 0.0)
+    body = batch_body([*many_packages, MISSING])
+    both(apps, "POST", "/api/v1/buildids", body)
+    helper = fast.batch_split.helper
+    fast.batch_split.executor.submit(helper._db.connection.close).result()
+    helper.overrides = bad_settings()  # and no new connection opens
+    answer, served = both(apps, "POST", "/api/v1/buildids", body)
+    assert served and spy.calls == 0 and not helper.is_open
+    assert fast.batch_split.splits == 2 and json.loads(answer.body)["missing"] == [MISSING]
+    helper.overrides = {}  # back: the helper reads its half again
+    answer, served = both(apps, "POST", "/api/v1/buildids", body)
+    assert served and helper.is_open and fast.batch_split.splits == 3
+
+
+def test_lookups_arriving_during_a_query_share_the_next_one(apps, apr_committed):
+    """While a query is under way (on MariaDB the loop goes on serving meanwhile), new lookups
+    wait for it and are then read together by one query; a request whose client went away
+    meanwhile cancels nothing but itself."""
+    django, fast, spy = apps
+    later = [f"/api/v1/buildid/{APR_ID}", f"/buildids/{MISSING},{APR_ID}",
+             f"/api/v1/buildid/{'cd' * 20}"]
+    fetched: list[int] = []
+    real_read = fast.coalescer.read
+
+    async def slow_read(ids: list[bytes]) -> Any:
+        """A query that takes a while, as one on MariaDB (SQLite's return at once)."""
+        fetched.append(len(ids))
+        for _ in range(5):  # the query under way: the loop runs other requests meanwhile
+            await asyncio.sleep(0)
+        found = real_read(ids)
+        return found if isinstance(found, list) else await found
+
+    async def scenario() -> tuple[Answer, list[Answer]]:
+        assert await fast.db.ensure()
+        fast.coalescer.read = slow_read
+        first = asyncio.create_task(_call(fast, "GET", f"/api/v1/buildid/{MISSING}", [], []))
+        while not fetched:  # until its query has started
+            await asyncio.sleep(0)
+        gone = asyncio.create_task(_call(fast, "GET", f"/buildids/{'ef' * 20}", [], []))
+        rest = [asyncio.create_task(_call(fast, "GET", p, [], [])) for p in later]
+        await asyncio.sleep(0)
+        gone.cancel()
+        return await first, await asyncio.gather(*rest)
+
+    first, rest = asyncio.run(scenario())
+    assert fast.db.nonblocking == (connections["default"].vendor == "mysql")
+    assert first.status == 404 and spy.calls == 0
+    assert fast.coalescer.flushes == 2 and fetched == [1, 4]  # 'ef' is read, then dropped
+    for path, got in zip(later, rest, strict=True):
+        want = call(django, "GET", path)
+        assert (got.status, got.headers, got.body) == (want.status, want.headers, want.body)
