@@ -45,7 +45,6 @@ import gen_rows  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-BATCH_LUA = HERE / "lookup_batch.lua"
 CONFIG = "edge:2"
 EMPTY = "darkserver_bench_empty"
 TABLES = ("lookup_elffile", "lookup_path", "lookup_package", "lookup_build")
@@ -230,7 +229,7 @@ def measure_service(database: str, rows: int, work: Path, duration: float) -> di
         one = bench_lookup.run_wrk(url, single, duration, pids)
         # A batch takes tens of milliseconds, 16 of them in flight more: wrk's 2 s timeout
         # would count the slow ones as errors instead of measuring them.
-        many = bench_lookup.run_wrk(url, batch, duration, pids, script=BATCH_LUA,
+        many = bench_lookup.run_wrk(url, batch, duration, pids,
                                     load=[*bench_lookup.WRK, "--timeout", "30s"])
         c1 = bench_lookup.run_batch(port, rows)
     finally:

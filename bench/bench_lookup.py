@@ -196,10 +196,10 @@ def _db_ticks(pid: int) -> int:
 
 
 def run_wrk(url: str, paths_file: Path, duration: float, server_pids: tuple[int, ...] = (),
-            load: list[str] = WRK, script: Path = LUA, db_pid: int | None = None) -> Wrk:
+            load: list[str] = WRK, db_pid: int | None = None) -> Wrk:
     """One wrk run; ``server_pids``: the process trees serving it (for the other-CPU figure);
     ``db_pid``: mariadbd, whose CPU per request for our connections is reported."""
-    cmd = [*load, f"-d{duration:g}s", "-s", str(script), url, "--", str(paths_file)]
+    cmd = [*load, f"-d{duration:g}s", "-s", str(LUA), url, "--", str(paths_file)]
     db0 = _db_ticks(db_pid) if db_pid else 0
     srv0 = sum(_tree_ticks(p) for p in server_pids[:1])
     busy0 = _busy_ticks()
