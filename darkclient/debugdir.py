@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
+from darkcore import buildid
 from darkcore.elf import ElfInfo, read_elf_path
 from darkcore.errors import PackageError
 from darkcore.package import Member, iter_members
@@ -31,7 +32,7 @@ class Readable(Protocol):
 
 
 def build_id_path(root: Path, build_id: str, suffix: str = ".debug") -> Path:
-    return root / ".build-id" / build_id[:2] / (build_id[2:] + suffix)
+    return root / ".build-id" / (buildid.link_name(build_id) + suffix)
 
 
 @dataclass(frozen=True, slots=True)

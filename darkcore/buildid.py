@@ -50,3 +50,13 @@ def from_bytes(raw: bytes) -> str:
     if not valid_length(len(raw)):
         raise BadBuildId(text)
     return text
+
+
+# Where a distribution installs a debug file by its build-id (rpm's and Debian's debug
+# packages, gdb's search): DEBUG_DIR + link_name(id) + ".debug".
+DEBUG_DIR = "/usr/lib/debug/.build-id/"
+
+
+def link_name(build_id: str) -> str:
+    """``xx/rest``: a (hex) build-id's name under a ``.build-id`` directory."""
+    return f"{build_id[:2]}/{build_id[2:]}"

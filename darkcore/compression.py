@@ -165,9 +165,10 @@ class _Decompressor(Protocol):
 # gzip: ISA-L's inflate (the isal package, in the [import] extra) decodes 2.1x as fast as zlib
 # here and 3.8x as fast as gzip -dc (docs/BENCHMARKS.md), with zlib's API and the same checks
 # (CRC-32 and size trailer). zlib when it is not installed.
-INFLATE: ModuleType
 try:
-    from isal import isal_zlib as INFLATE
+    from isal import isal_zlib
+
+    INFLATE: ModuleType = isal_zlib
 except ImportError:  # pragma: no cover - the [import] extra installs it
     INFLATE = zlib
 

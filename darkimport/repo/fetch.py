@@ -112,7 +112,7 @@ def index_scan(entry: IndexEntry, source: RepoSource, options: ScanOptions) -> P
             warnings.append(f"index lists a malformed build-id {listed!r}: skipped")
             continue
         build_id = listed.lower()
-        path = f"/usr/lib/debug/.build-id/{build_id[:2]}/{build_id[2:]}.debug"
+        path = buildid.DEBUG_DIR + buildid.link_name(build_id) + ".debug"
         elves.append(ElfRecord(bytes.fromhex(build_id), path, ET_NONE, machine, elf_class,
                                big_endian, True))
     return PackageScan(meta, elves, elf_files=len(elves), without_build_id=0, warnings=warnings)

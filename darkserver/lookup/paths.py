@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import re
 
-BUILD_ID_DIR = "/usr/lib/debug/.build-id/"
+from darkcore.buildid import DEBUG_DIR as BUILD_ID_DIR
+from darkcore.buildid import link_name
+
 MARK = "\0"
 TEMPLATES = (BUILD_ID_DIR + MARK, BUILD_ID_DIR + MARK + ".debug")
 # The scope of the templates: one row each for every package (a name's scope is never empty).
@@ -24,8 +26,7 @@ _BUILD_ID_PATH = re.compile(r"([0-9a-f]{2})/([0-9a-f]+)(\.debug)?")
 
 
 def _hex_parts(build_id: bytes) -> str:
-    text = build_id.hex()
-    return f"{text[:2]}/{text[2:]}"
+    return link_name(build_id.hex())
 
 
 def stored(path: str, build_id: bytes) -> str:
