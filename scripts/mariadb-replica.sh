@@ -20,13 +20,15 @@ PRIMARY_PORT=${1:-3306}
 REPLICA_PORT=${2:-3307}
 DATADIR=${3:-/var/lib/mysql-replica}
 DATABASE=${4:-}
+BENCH_PATTERN='darkserver\_bench%'
 if [ -n "$DATABASE" ]; then
   only=(--replicate-do-db="$DATABASE"); dump_what=(--databases "$DATABASE")
 else
-  # Every database but the lookup benchmark's (bench/gen_rows.py: 10^7 generated rows, made
-  # and read on the primary only; replicating them would load the machine being measured).
-  only=(--replicate-ignore-db=darkserver_bench)
-  dump_what=(--all-databases --ignore-database=darkserver_bench)
+  # Every database but the benchmarks' (darkserver_bench, darkserver_bench_1e8, ...: bench/gen_rows.py
+  # makes 10^7 to 10^8 rows, 1 to 14 GB, read on the primary only). Copying them would load the
+  # machine being measured, and seeding a replica from a 14 GB dump outlasted CI's time limit.
+  only=(--replicate-wild-ignore-table="$BENCH_PATTERN.%")
+  dump_what=(--databases)
 fi
 REPL_USER=darkserver_repl
 REPL_PASSWORD=darkserver_repl
@@ -73,14 +75,26 @@ replicating() {
   grep -q 'Slave_IO_Running: Yes' <<<"$status" && grep -q 'Slave_SQL_Running: Yes' <<<"$status"
 }
 
-if up "$REPLICA_PORT" && replicating; then
+# A replica made with other filters (an older version of this script, or one DATABASE) is rebuilt.
+filters_match() {
+  local status
+  status=$(mysql -uroot -h127.0.0.1 -P"$REPLICA_PORT" -e 'SHOW SLAVE STATUS\G' 2>/dev/null) || return 1
+  if [ -n "$DATABASE" ]; then
+    grep -qx " *Replicate_Do_DB: $DATABASE" <<<"$status"
+  else
+    grep -qx " *Replicate_Do_DB: *" <<<"$status" && grep -qx " *Replicate_Ignore_DB: *" <<<"$status" &&
+      grep -qxF "Replicate_Wild_Ignore_Table: $BENCH_PATTERN.%" <<<"$(sed 's/^ *//' <<<"$status")"
+  fi
+}
+
+if up "$REPLICA_PORT" && replicating && filters_match; then
   say "replica on 127.0.0.1:$REPLICA_PORT is replicating"
   exit 0
 fi
 
 # 2./3. A new replica from a consistent dump.
 if up "$REPLICA_PORT"; then
-  say "replica on $REPLICA_PORT is not replicating; rebuilding it"
+  say "replica on $REPLICA_PORT is not replicating, or not what is asked for; rebuilding it"
   mysqladmin -uroot -h127.0.0.1 -P"$REPLICA_PORT" shutdown 2>/dev/null
   for _ in $(seq 1 60); do up "$REPLICA_PORT" || break; sleep 1; done
 fi
@@ -98,6 +112,13 @@ start-stop-daemon --start --background --pidfile "$DATADIR/mysqld.pid" \
   die "cannot start the replica"
 wait_sql "$REPLICA_PORT" 60 || die "the replica did not start on $REPLICA_PORT ($DATADIR/error.log)"
 
+if [ -z "$DATABASE" ]; then
+  mapfile -t databases < <(primary -e "SELECT schema_name FROM information_schema.schemata
+    WHERE schema_name NOT IN ('information_schema', 'performance_schema', 'sys')
+      AND schema_name NOT LIKE '$BENCH_PATTERN'")
+  dump_what+=("${databases[@]}")
+fi
+say "seeding the replica from a dump of ${dump_what[*]:1}"
 # --gtid with --master-data writes the dump's GTID position as SET GLOBAL gtid_slave_pos.
 mariadb-dump -uroot -h127.0.0.1 -P"$PRIMARY_PORT" "${dump_what[@]}" --single-transaction \
   --gtid --master-data=1 --routines --events --triggers >"$DATADIR.seed.sql" ||

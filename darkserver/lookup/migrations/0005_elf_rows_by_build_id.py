@@ -82,7 +82,17 @@ def backward(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [("lookup", "0004_package_identity")]
 
+    # The package id narrows first, while the old ELF table is the one row model that refers to
+    # packages: placed last (after DeleteModel), its reversal looked for the foreign keys of the
+    # deleted table in a stale model state (Django keeps reverse relations cached across the
+    # migration's states), and `migrate lookup 0004` failed on MariaDB for some hash seeds.
     operations = [
+        migrations.AlterField(
+            model_name="package",
+            name="id",
+            field=models.AutoField(auto_created=True, primary_key=True, serialize=False,
+                                   verbose_name="ID"),
+        ),
         migrations.CreateModel(
             name="Path",
             fields=[
@@ -128,10 +138,4 @@ class Migration(migrations.Migration):
         ),
         migrations.RunPython(forward, backward),
         migrations.DeleteModel("OldElfFile"),
-        migrations.AlterField(
-            model_name="package",
-            name="id",
-            field=models.AutoField(auto_created=True, primary_key=True, serialize=False,
-                                   verbose_name="ID"),
-        ),
     ]
