@@ -341,17 +341,19 @@ class Service:
         return Reply(404, f"section {section} of {build_id}: " + "; ".join(reasons))
 
     def _source(self, build_id: str, wanted: str, name: str) -> Reply:
-        # The build's source packages are asked for while the build-id is looked up.
-        docs_later = self._pool.submit(self._source_docs, build_id)
-        matches = self._matches(build_id)
+        # The build's source packages first: one is the answer (a build usually has one per
+        # arch, and a module's build one arch). The lookup is asked only to choose among
+        # several by the module's arch, or to say why there is none (an unknown id).
         with self._timed("source lookup"):
-            docs = docs_later.result()
-        if isinstance(matches, Reply):
-            return matches
+            docs = self._source_docs(build_id)
         if isinstance(docs, Reply):
             return docs
-        arch = str((matches[0].get("package") or {}).get("arch") or "")
-        doc = pick_source(docs, arch)
+        doc = docs[0] if len(docs) == 1 else None
+        if doc is None:
+            matches = self._matches(build_id)
+            if isinstance(matches, Reply):
+                return matches
+            doc = pick_source(docs, str((matches[0].get("package") or {}).get("arch") or ""))
         if doc is None:
             return Reply(404, f"no source package known for the build of {build_id}")
         nvra = str(doc["package"].get("nvra") or "")

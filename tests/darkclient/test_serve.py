@@ -504,3 +504,32 @@ def test_truncated_package_is_502_and_not_cached(endpoint: tuple[str, Path],
         time.sleep(0.05)
     assert sorted(p.name for p in (cache / program.main_id).iterdir()) == \
         ["executable", "executable.json"]
+
+
+def test_one_source_package_needs_no_lookup(darkserver: str, client_env: Path,
+                                            crashy_rows: dict[str, Any], program: Program,
+                                            tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """A build with one source package: the source is answered from /sources alone (one
+    round trip to the Darkserver before the package); the lookup is left for choosing among
+    several or saying why there is none."""
+    import darkclient.serve
+
+    asked: list[str] = []
+    real = darkclient.serve.lookup_one
+
+    def counted(session: Any, server: str, build_id: str, timeout: float) -> Any:
+        asked.append(build_id)
+        return real(session, server, build_id, timeout)
+
+    monkeypatch.setattr(darkclient.serve, "lookup_one", counted)
+    service = Service(configmod.load(darkserver), darkserver, Cache(tmp_path / "c", 1 << 20))
+    try:
+        got = service.fetch(program.main_id, "source", SOURCE_PATH)
+        assert got.status == 200 and got.content().decode() == MAIN_C, got.reason
+        assert asked == []
+        unknown = service.fetch(program.liba_id, "source", "/x.c")
+        assert unknown.status == 404 and "unknown" in unknown.reason
+        assert asked == [program.liba_id]
+    finally:
+        service.close()
