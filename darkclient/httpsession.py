@@ -6,10 +6,18 @@ than a lookup on a local Darkserver takes (``darkclient serve`` answers each of 
 requests with a lookup and a download, one after the other). The answer depends only on the
 URL's scheme and host and on the environment, which a running client does not change, so it is
 worked out once per host. Redirects still go through requests' own per-hop rules.
+
+``small``: a request with a small answer (the Darkserver's JSON) over a connection kept per
+thread and host, by the standard library's http.client, when the URL is plain http:// and no
+proxy applies to it; requests otherwise. requests and urllib3 spend ~0.4 ms of their own on
+each request (measured against a local Darkserver: 0.74 against 0.37 ms per lookup), once per
+module a debugger asks ``darkclient serve`` for. Failures raise requests' own exceptions, so
+callers handle both the same way.
 """
 
 from __future__ import annotations
 
+import http.client
 import os
 import threading
 from typing import Any
@@ -17,7 +25,12 @@ from urllib.parse import urlsplit
 
 import requests
 from requests.sessions import merge_setting
+from requests.structures import CaseInsensitiveDict
 from requests.utils import get_environ_proxies
+
+# A kept connection the server closed meanwhile (its keep-alive timeout) fails like this on
+# its next request; the request is then sent once more on a new connection.
+_STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
 
 
 class EnvOnceSession(requests.Session):
@@ -27,6 +40,7 @@ class EnvOnceSession(requests.Session):
         self._lock = threading.Lock()
         # requests' (and curl's) CA bundle variables, read once as well.
         self._ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+        self._kept = threading.local()  # .conns: {netloc: HTTPConnection} of this thread
 
     def _environ_proxies(self, url: str, no_proxy: str | None) -> dict[str, str]:
         parts = urlsplit(url)
@@ -54,3 +68,76 @@ class EnvOnceSession(requests.Session):
                 "stream": merge_setting(stream, self.stream),
                 "verify": merge_setting(verify, self.verify),
                 "cert": merge_setting(cert, self.cert)}
+
+    def small(self, method: str, url: str, timeout: float, body: bytes | None = None,
+              headers: dict[str, str] | None = None) -> requests.Response:
+        """``method`` on ``url`` with the whole answer read (no redirects followed)."""
+        parts = urlsplit(url)
+        if (parts.scheme != "http" or not parts.hostname or self.proxies or not self.trust_env
+                or self._environ_proxies(url, None)):
+            return self.request(method, url, data=body, headers=headers,
+                                timeout=(timeout, timeout), allow_redirects=False)
+        conns = self._kept.__dict__.setdefault("conns", {})
+        target = parts.path or "/"
+        if parts.query:
+            target += "?" + parts.query
+        sent = {"User-Agent": str(self.headers.get("User-Agent", "")), **(headers or {})}
+        for attempt in (0, 1):
+            conn = conns.get(parts.netloc)
+            reused = conn is not None
+            if conn is None:
+                conn = conns[parts.netloc] = http.client.HTTPConnection(
+                    parts.hostname, parts.port or 80, timeout=timeout)
+            try:
+                return self._exchange(conn, method, target, body, sent, timeout, url)
+            except _STALE as exc:
+                conn.close()
+                del conns[parts.netloc]
+                if not reused or attempt:
+                    raise requests.exceptions.ConnectionError(f"{url}: {exc}") from None
+            except BaseException:
+                conn.close()
+                del conns[parts.netloc]
+                raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @staticmethod
+    def _exchange(conn: http.client.HTTPConnection, method: str, target: str,
+                  body: bytes | None, headers: dict[str, str], timeout: float,
+                  url: str) -> requests.Response:
+        conn.timeout = timeout
+        if conn.sock is None:
+            try:
+                conn.connect()
+            except TimeoutError:
+                raise requests.exceptions.ConnectTimeout(url) from None
+            except OSError as exc:  # refused, unreachable: requests' words for them
+                raise requests.exceptions.ConnectionError(f"{url}: {exc}") from None
+        else:
+            conn.sock.settimeout(timeout)
+        try:
+            conn.request(method, target, body=body, headers=headers)
+            answer = conn.getresponse()
+            content = answer.read()
+        except _STALE:
+            raise
+        except TimeoutError:
+            raise requests.exceptions.ReadTimeout(url) from None
+        except (OSError, http.client.HTTPException) as exc:
+            raise requests.exceptions.ConnectionError(f"{url}: {exc}") from None
+        if answer.will_close:
+            conn.close()
+        resp = requests.Response()
+        resp.status_code = answer.status
+        resp.headers = CaseInsensitiveDict(answer.getheaders())
+        resp._content = content
+        resp.url = url
+        resp.reason = answer.reason
+        return resp
+
+    def close(self) -> None:
+        conns = self._kept.__dict__.get("conns") or {}
+        for conn in conns.values():
+            conn.close()
+        conns.clear()
+        super().close()

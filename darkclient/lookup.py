@@ -13,6 +13,7 @@ from typing import Any
 import requests
 
 from darkclient.errors import ClientError, ServerError
+from darkclient.httpsession import EnvOnceSession
 from darkcore import buildid
 
 BATCH_PATH = "/api/v1/buildids"
@@ -78,6 +79,8 @@ def _ask(session: requests.Session, method: str, url: str, timeout: float,
     if body is not None:
         headers["Content-Type"] = "application/json"
     try:
+        if isinstance(session, EnvOnceSession):
+            return session.small(method, url, timeout, body, headers)
         return session.request(method, url, data=body, timeout=(timeout, timeout),
                                headers=headers, allow_redirects=False)
     except requests.exceptions.ConnectTimeout:

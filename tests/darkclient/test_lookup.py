@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from darkclient.errors import ServerError
 from darkclient.lookup import lookup, lookup_one
@@ -40,3 +45,58 @@ def test_session_reads_proxies_once_per_host(monkeypatch: pytest.MonkeyPatch) ->
         monkeypatch.setenv("HTTP_PROXY", "http://other.invalid:1")
         assert proxies("http://mirror.example/b.rpm").get("http") == "http://proxy.invalid:3128"
         assert proxies("http://new.example/").get("http") == "http://other.invalid:1"
+
+
+class _Counting(BaseHTTPRequestHandler):
+    """Answers {"n": N} over HTTP/1.1 keep-alive, counting connections; after a request for
+    /drop it closes the connection without saying so (a server's keep-alive timeout)."""
+
+    protocol_version = "HTTP/1.1"
+    connections: list[int] = []
+
+    def setup(self) -> None:
+        super().setup()
+        self.connections.append(1)
+
+    def do_GET(self) -> None:  # noqa: N802 - stdlib name
+        body = json.dumps({"n": len(self.connections)}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        if self.path == "/drop":
+            self.close_connection = True
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        pass
+
+
+@pytest.fixture
+def counting() -> Iterator[str]:
+    _Counting.connections = []
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Counting)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_small_requests_keep_their_connection(counting: str,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Small requests to an http:// server without a proxy go over one kept connection; one
+    the server closed meanwhile is replaced without an error; a proxy, when one applies, is
+    used (here a dead one: the request fails instead of going around it)."""
+    monkeypatch.delenv("HTTP_PROXY", raising=False)
+    monkeypatch.delenv("http_proxy", raising=False)
+    with make_session() as session:
+        answers = [session.small("GET", f"{counting}/x", 5).json()["n"] for _ in range(3)]
+        assert answers == [1, 1, 1]
+        assert session.small("GET", f"{counting}/drop", 5).status_code == 200
+        assert session.small("GET", f"{counting}/x", 5).json()["n"] == 2  # a new connection
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    monkeypatch.setenv("NO_PROXY", "")
+    with make_session() as session, pytest.raises(requests.exceptions.ProxyError):
+        session.small("GET", f"{counting}/x", 5)
