@@ -20,8 +20,9 @@ from __future__ import annotations
 import http.client
 import os
 import threading
+from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 import requests
 from requests.sessions import merge_setting
@@ -69,71 +70,86 @@ class EnvOnceSession(requests.Session):
                 "verify": merge_setting(verify, self.verify),
                 "cert": merge_setting(cert, self.cert)}
 
-    def small(self, method: str, url: str, timeout: float, body: bytes | None = None,
-              headers: dict[str, str] | None = None) -> requests.Response:
-        """``method`` on ``url`` with the whole answer read (no redirects followed)."""
+    def _lane(self, url: str) -> SplitResult | None:
+        """``url``'s parts when it goes over a kept connection: http://, no proxy."""
         parts = urlsplit(url)
         if (parts.scheme != "http" or not parts.hostname or self.proxies or not self.trust_env
                 or self._environ_proxies(url, None)):
+            return None
+        return parts
+
+    def small(self, method: str, url: str, timeout: float, body: bytes | None = None,
+              headers: dict[str, str] | None = None) -> requests.Response:
+        """``method`` on ``url`` with the whole answer read (no redirects followed)."""
+        parts = self._lane(url)
+        if parts is None:
             return self.request(method, url, data=body, headers=headers,
                                 timeout=(timeout, timeout), allow_redirects=False)
-        conns = self._kept.__dict__.setdefault("conns", {})
+        return self._kept_request(parts, method, url, timeout, timeout, body, headers, False)
+
+    def download(self, url: str, timeout: float, connect: float) -> requests.Response:
+        """A GET whose body is streamed (a package; close the response); redirects are
+        followed, by requests when the kept connection meets one."""
+        parts = self._lane(url)
+        if parts is not None:
+            resp = self._kept_request(parts, "GET", url, connect, timeout, None, None, True)
+            if not resp.is_redirect:
+                return resp
+            resp.close()
+        return self.get(url, stream=True, timeout=(connect, timeout))
+
+    def _kept_request(self, parts: SplitResult, method: str, url: str, connect: float,
+                      timeout: float, body: bytes | None, headers: dict[str, str] | None,
+                      stream: bool) -> requests.Response:
+        conns: dict[str, http.client.HTTPConnection] = self._kept.__dict__.setdefault(
+            "conns", {})
         target = parts.path or "/"
         if parts.query:
             target += "?" + parts.query
         sent = {"User-Agent": str(self.headers.get("User-Agent", "")), **(headers or {})}
+        host, netloc = str(parts.hostname), parts.netloc
+
+        def give_back(conn: http.client.HTTPConnection, answer: http.client.HTTPResponse) -> None:
+            # Read to its end: closed, and nothing of a promised length left (a body cut
+            # short closes too).
+            if (answer.isclosed() and not answer.length and not answer.will_close
+                    and netloc not in conns):
+                conns[netloc] = conn
+            else:  # the body not read to its end (or the server closes): not reusable
+                answer.close()
+                conn.close()
+
         for attempt in (0, 1):
-            conn = conns.get(parts.netloc)
+            conn = conns.pop(netloc, None)  # this request's until given back
             reused = conn is not None
             if conn is None:
-                conn = conns[parts.netloc] = http.client.HTTPConnection(
-                    parts.hostname, parts.port or 80, timeout=timeout)
+                conn = http.client.HTTPConnection(host, parts.port or 80, timeout=connect)
             try:
-                return self._exchange(conn, method, target, body, sent, timeout, url)
+                answer = _send(conn, method, target, body, sent, connect, timeout, url)
             except _STALE as exc:
                 conn.close()
-                del conns[parts.netloc]
                 if not reused or attempt:
                     raise requests.exceptions.ConnectionError(f"{url}: {exc}") from None
+                continue
             except BaseException:
                 conn.close()
-                del conns[parts.netloc]
                 raise
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    @staticmethod
-    def _exchange(conn: http.client.HTTPConnection, method: str, target: str,
-                  body: bytes | None, headers: dict[str, str], timeout: float,
-                  url: str) -> requests.Response:
-        conn.timeout = timeout
-        if conn.sock is None:
+            resp = requests.Response()
+            resp.status_code = answer.status
+            resp.headers = CaseInsensitiveDict(answer.getheaders())
+            resp.url = url
+            resp.reason = answer.reason
+            if stream:
+                resp.raw = _Body(answer, conn, url, give_back)
+                return resp
             try:
-                conn.connect()
-            except TimeoutError:
-                raise requests.exceptions.ConnectTimeout(url) from None
-            except OSError as exc:  # refused, unreachable: requests' words for them
-                raise requests.exceptions.ConnectionError(f"{url}: {exc}") from None
-        else:
-            conn.sock.settimeout(timeout)
-        try:
-            conn.request(method, target, body=body, headers=headers)
-            answer = conn.getresponse()
-            content = answer.read()
-        except _STALE:
-            raise
-        except TimeoutError:
-            raise requests.exceptions.ReadTimeout(url) from None
-        except (OSError, http.client.HTTPException) as exc:
-            raise requests.exceptions.ConnectionError(f"{url}: {exc}") from None
-        if answer.will_close:
-            conn.close()
-        resp = requests.Response()
-        resp.status_code = answer.status
-        resp.headers = CaseInsensitiveDict(answer.getheaders())
-        resp._content = content
-        resp.url = url
-        resp.reason = answer.reason
-        return resp
+                resp._content = _read(answer, -1, url)
+            except BaseException:
+                conn.close()
+                raise
+            give_back(conn, answer)
+            return resp
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def close(self) -> None:
         conns = self._kept.__dict__.get("conns") or {}
@@ -141,3 +157,61 @@ class EnvOnceSession(requests.Session):
             conn.close()
         conns.clear()
         super().close()
+
+
+def _send(conn: http.client.HTTPConnection, method: str, target: str, body: bytes | None,
+          headers: dict[str, str], connect: float, timeout: float,
+          url: str) -> http.client.HTTPResponse:
+    """The response to one request on ``conn`` (its body not read), with requests'
+    exceptions for a connection or an answer that does not come."""
+    if conn.sock is None:
+        conn.timeout = connect
+        try:
+            conn.connect()
+        except TimeoutError:
+            raise requests.exceptions.ConnectTimeout(url) from None
+        except OSError as exc:  # refused, unreachable: requests' words for them
+            raise requests.exceptions.ConnectionError(f"{url}: {exc}") from None
+    conn.sock.settimeout(timeout)
+    try:
+        conn.request(method, target, body=body, headers=headers)
+        return conn.getresponse()
+    except _STALE:
+        raise
+    except TimeoutError:
+        raise requests.exceptions.ReadTimeout(url) from None
+    except (OSError, http.client.HTTPException) as exc:
+        raise requests.exceptions.ConnectionError(f"{url}: {exc}") from None
+
+
+def _read(answer: http.client.HTTPResponse, size: int, url: str) -> bytes:
+    try:
+        return answer.read(size if size > 0 else None)
+    except TimeoutError:
+        raise requests.exceptions.ReadTimeout(url) from None
+    except (OSError, http.client.HTTPException) as exc:
+        raise requests.exceptions.ConnectionError(f"{url}: {exc}") from None
+
+
+class _Body:
+    """A streamed answer's body as requests reads it (``raw``): ``read`` in chunks, then
+    ``release_conn``, which keeps the connection when the body was read to its end."""
+
+    def __init__(self, answer: http.client.HTTPResponse, conn: http.client.HTTPConnection,
+                 url: str, give_back: Callable[[http.client.HTTPConnection,
+                                                http.client.HTTPResponse], None]) -> None:
+        self._answer = answer
+        self._conn: http.client.HTTPConnection | None = conn
+        self._url = url
+        self._give_back = give_back
+
+    def read(self, size: int = -1, **_: Any) -> bytes:
+        return _read(self._answer, size if isinstance(size, int) else -1, self._url)
+
+    def release_conn(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            self._give_back(conn, self._answer)
+
+    def close(self) -> None:
+        self.release_conn()

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 import requests
 
-from darkclient.errors import ServerError
+from darkclient.download import download_spooled
+from darkclient.errors import DownloadError, ServerError
 from darkclient.lookup import lookup, lookup_one
 from darkclient.urls import make_session
 from tests.darkclient.conftest import Program
@@ -49,7 +50,8 @@ def test_session_reads_proxies_once_per_host(monkeypatch: pytest.MonkeyPatch) ->
 
 class _Counting(BaseHTTPRequestHandler):
     """Answers {"n": N} over HTTP/1.1 keep-alive, counting connections; after a request for
-    /drop it closes the connection without saying so (a server's keep-alive timeout)."""
+    /drop it closes the connection without saying so (a server's keep-alive timeout); /moved
+    redirects to /x; /cut ends its body early."""
 
     protocol_version = "HTTP/1.1"
     connections: list[int] = []
@@ -59,6 +61,19 @@ class _Counting(BaseHTTPRequestHandler):
         self.connections.append(1)
 
     def do_GET(self) -> None:  # noqa: N802 - stdlib name
+        if self.path == "/moved":
+            self.send_response(302)
+            self.send_header("Location", "/x")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        if self.path == "/cut":  # promises more than it sends, then hangs up
+            self.send_response(200)
+            self.send_header("Content-Length", "1000")
+            self.end_headers()
+            self.wfile.write(b"x" * 10)
+            self.close_connection = True
+            return
         body = json.dumps({"n": len(self.connections)}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -100,3 +115,23 @@ def test_small_requests_keep_their_connection(counting: str,
     monkeypatch.setenv("NO_PROXY", "")
     with make_session() as session, pytest.raises(requests.exceptions.ProxyError):
         session.small("GET", f"{counting}/x", 5)
+
+
+def test_downloads_keep_their_connection(counting: str, tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Packages stream over the kept connection too (one connection for several), a redirect
+    is followed, and a body cut short is a DownloadError that says so, after which the next
+    download has a connection of its own."""
+    monkeypatch.delenv("HTTP_PROXY", raising=False)
+    monkeypatch.delenv("http_proxy", raising=False)
+    with make_session() as session:
+        for _ in range(3):
+            with download_spooled(session, f"{counting}/x", {}, 5) as f:
+                assert json.loads(f.read()) == {"n": 1}
+        with download_spooled(session, f"{counting}/moved", {}, 5) as f:
+            assert "n" in json.loads(f.read())
+        with pytest.raises(DownloadError, match="got 10 bytes, expected 1000"):
+            download_spooled(session, f"{counting}/cut", {"size": 1000}, 5)
+        before = len(_Counting.connections)
+        with download_spooled(session, f"{counting}/x", {}, 5) as f:
+            assert json.loads(f.read()) == {"n": before + 1}
