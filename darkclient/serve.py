@@ -8,14 +8,16 @@ debug file, else the executable). Headers: X-DEBUGINFOD-FILE (basename), -SIZE, 
 Last-Modified (the member's time). 404 unknown, 502 package or URL failure, 503 Darkserver
 unreachable, the reason in the body and in one log line per request.
 
-Costs, first time: a lookup (reused 5 minutes, as is a build's list of source packages), the
-package by a GET of its first candidate URL (the candidates are checked only when that fails),
-read once: its ELF files and sources stay in memory (servecache.Packages), so the package's
-other build-ids and files cost nothing more. Answers go to a bounded on-disk cache
-(servecache.Cache); 404s are remembered for a minute so a debugger asking again and again costs
-one lookup. ``POST /prefetch`` (``darkclient prefetch CORE``) hands over a core's build-ids up
-front. The Darkserver itself stays metadata-only: packages are fetched here, on the debugging
-machine.
+Costs, first time: a lookup (``GET /api/v1/buildid/ID``, reused 5 minutes, as is a build's
+list of source packages; a source needs only that list when the build has one source package),
+the package by a GET of its first candidate URL (the candidates are checked only when that
+fails), read once: its ELF files and sources stay in memory (servecache.Packages), so the
+package's other build-ids and files cost nothing more. Requests to the Darkserver and to an
+http:// mirror go over connections kept per thread (httpsession.py). An answer is sent from
+memory and reaches the bounded on-disk cache after (servecache.Cache.put_behind); 404s are
+remembered for a minute so a debugger asking again and again costs one lookup.
+``POST /prefetch`` (``darkclient prefetch CORE``) hands over a core's build-ids up front. The
+Darkserver itself stays metadata-only: packages are fetched here, on the debugging machine.
 """
 
 from __future__ import annotations
