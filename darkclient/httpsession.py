@@ -8,11 +8,12 @@ URL's scheme and host and on the environment, which a running client does not ch
 worked out once per host. Redirects still go through requests' own per-hop rules.
 
 ``small``: a request with a small answer (the Darkserver's JSON) over a connection kept per
-thread and host, by the standard library's http.client, when the URL is plain http:// and no
-proxy applies to it; requests otherwise. requests and urllib3 spend ~0.4 ms of their own on
-each request (measured against a local Darkserver: 0.74 against 0.37 ms per lookup), once per
-module a debugger asks ``darkclient serve`` for. Failures raise requests' own exceptions, so
-callers handle both the same way.
+host (shared by threads), by the standard library's http.client, when the URL is plain
+http:// and no proxy applies to it; requests otherwise. ``download`` streams a package the
+same way. requests and urllib3 spend ~0.4 ms of their own on each request (measured against
+a local Darkserver: 0.77 against 0.34 ms per lookup), once per module a debugger asks
+``darkclient serve`` for. Failures raise requests' own exceptions, so callers handle both the
+same way.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from requests.utils import get_environ_proxies
 # A kept connection the server closed meanwhile (its keep-alive timeout) fails like this on
 # its next request; the request is then sent once more on a new connection.
 _STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
+MAX_IDLE = 16  # idle kept connections per host (serve's threads at once, and some)
 
 
 class EnvOnceSession(requests.Session):
@@ -41,7 +43,10 @@ class EnvOnceSession(requests.Session):
         self._lock = threading.Lock()
         # requests' (and curl's) CA bundle variables, read once as well.
         self._ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-        self._kept = threading.local()  # .conns: {netloc: HTTPConnection} of this thread
+        # Idle kept connections by host, shared by every thread: ``darkclient serve`` answers
+        # each debugger request on a new thread (libdebuginfod opens a connection per
+        # request), so connections kept per thread would never be used twice.
+        self._idle: dict[str, list[http.client.HTTPConnection]] = {}
 
     def _environ_proxies(self, url: str, no_proxy: str | None) -> dict[str, str]:
         parts = urlsplit(url)
@@ -101,8 +106,6 @@ class EnvOnceSession(requests.Session):
     def _kept_request(self, parts: SplitResult, method: str, url: str, connect: float,
                       timeout: float, body: bytes | None, headers: dict[str, str] | None,
                       stream: bool) -> requests.Response:
-        conns: dict[str, http.client.HTTPConnection] = self._kept.__dict__.setdefault(
-            "conns", {})
         target = parts.path or "/"
         if parts.query:
             target += "?" + parts.query
@@ -112,15 +115,20 @@ class EnvOnceSession(requests.Session):
         def give_back(conn: http.client.HTTPConnection, answer: http.client.HTTPResponse) -> None:
             # Read to its end: closed, and nothing of a promised length left (a body cut
             # short closes too).
-            if (answer.isclosed() and not answer.length and not answer.will_close
-                    and netloc not in conns):
-                conns[netloc] = conn
-            else:  # the body not read to its end (or the server closes): not reusable
-                answer.close()
-                conn.close()
+            if answer.isclosed() and not answer.length and not answer.will_close:
+                with self._lock:
+                    idle = self._idle.setdefault(netloc, [])
+                    if len(idle) < MAX_IDLE:
+                        idle.append(conn)
+                        return
+            # Not reusable: the body not read to its end, the server closing, or enough idle.
+            answer.close()
+            conn.close()
 
         for attempt in (0, 1):
-            conn = conns.pop(netloc, None)  # this request's until given back
+            with self._lock:  # this request's until given back
+                idle = self._idle.get(netloc)
+                conn = idle.pop() if idle else None
             reused = conn is not None
             if conn is None:
                 conn = http.client.HTTPConnection(host, parts.port or 80, timeout=connect)
@@ -152,10 +160,11 @@ class EnvOnceSession(requests.Session):
         raise AssertionError("unreachable")  # pragma: no cover
 
     def close(self) -> None:
-        conns = self._kept.__dict__.get("conns") or {}
-        for conn in conns.values():
-            conn.close()
-        conns.clear()
+        with self._lock:
+            idle, self._idle = self._idle, {}
+        for conns in idle.values():
+            for conn in conns:
+                conn.close()
         super().close()
 
 

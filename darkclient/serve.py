@@ -13,7 +13,7 @@ list of source packages; a source needs only that list when the build has one so
 the package by a GET of its first candidate URL (the candidates are checked only when that
 fails), read once: its ELF files and sources stay in memory (servecache.Packages), so the
 package's other build-ids and files cost nothing more. Requests to the Darkserver and to an
-http:// mirror go over connections kept per thread (httpsession.py). An answer is sent from
+http:// mirror go over kept connections (httpsession.py). An answer is sent from
 memory and reaches the bounded on-disk cache after (servecache.Cache.put_behind); 404s are
 remembered for a minute so a debugger asking again and again costs one lookup.
 ``POST /prefetch`` (``darkclient prefetch CORE``) hands over a core's build-ids up front. The

@@ -80,7 +80,10 @@ class Cache:
         entry = (data, dict(headers))
         with self._lock:
             self._pending[key] = entry
-        self._writer.submit(self._write, key, entry)
+        try:
+            self._writer.submit(self._write, key, entry)
+        except RuntimeError:  # closing: a request still being answered writes its own
+            self._write(key, entry)
 
     def _write(self, key: tuple[str, str], entry: tuple[bytes, dict[str, str]]) -> None:
         try:
