@@ -19,6 +19,7 @@ from typing import IO, Any
 import requests
 
 from darkclient.errors import DownloadError
+from darkclient.httpsession import EnvOnceSession
 
 CHUNK = 1 << 20
 # Packages spill from memory to a temporary file above this size.
@@ -40,7 +41,11 @@ def _stream_to(session: requests.Session, url: str, out: IO[bytes], package: dic
     digest = hashlib.sha256()
     got = 0
     try:
-        with session.get(url, stream=True, timeout=(connect or timeout, timeout)) as resp:
+        if isinstance(session, EnvOnceSession):
+            opened = session.download(url, timeout, connect or timeout)
+        else:
+            opened = session.get(url, stream=True, timeout=(connect or timeout, timeout))
+        with opened as resp:
             if resp.status_code != 200:
                 raise DownloadError(f"{url}: HTTP {resp.status_code}")
             for chunk in resp.iter_content(CHUNK):

@@ -8,14 +8,16 @@ debug file, else the executable). Headers: X-DEBUGINFOD-FILE (basename), -SIZE, 
 Last-Modified (the member's time). 404 unknown, 502 package or URL failure, 503 Darkserver
 unreachable, the reason in the body and in one log line per request.
 
-Costs, first time: a lookup (reused 5 minutes, as is a build's list of source packages), the
-package by a GET of its first candidate URL (the candidates are checked only when that fails),
-read once: its ELF files and sources stay in memory (servecache.Packages), so the package's
-other build-ids and files cost nothing more. Answers go to a bounded on-disk cache
-(servecache.Cache); 404s are remembered for a minute so a debugger asking again and again costs
-one lookup. ``POST /prefetch`` (``darkclient prefetch CORE``) hands over a core's build-ids up
-front. The Darkserver itself stays metadata-only: packages are fetched here, on the debugging
-machine.
+Costs, first time: a lookup (``GET /api/v1/buildid/ID``, reused 5 minutes, as is a build's
+list of source packages; a source needs only that list when the build has one source package),
+the package by a GET of its first candidate URL (the candidates are checked only when that
+fails), read once: its ELF files and sources stay in memory (servecache.Packages), so the
+package's other build-ids and files cost nothing more. Requests to the Darkserver and to an
+http:// mirror go over kept connections (httpsession.py). An answer is sent from
+memory and reaches the bounded on-disk cache after (servecache.Cache.put_behind); 404s are
+remembered for a minute so a debugger asking again and again costs one lookup.
+``POST /prefetch`` (``darkclient prefetch CORE``) hands over a core's build-ids up front. The
+Darkserver itself stays metadata-only: packages are fetched here, on the debugging machine.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
+import io
 import json
 import os
 import posixpath
@@ -44,7 +47,7 @@ from darkclient.debugdir import Held, check_build_id, extract_files
 from darkclient.download import download_spooled
 from darkclient.errors import ClientError, ConfigError, DownloadError
 from darkclient.fetch import pick
-from darkclient.lookup import Match, lookup
+from darkclient.lookup import Match, lookup, lookup_one
 from darkclient.servecache import Cache, Contents, Packages
 from darkclient.sources import SOURCE_ROOT, pick_source, source_docs
 from darkclient.urls import Resolver, candidates, host_of, make_session
@@ -78,8 +81,14 @@ class Reply:
 
     status: int
     reason: str = ""
-    path: Path | None = None
+    path: Path | None = None  # the file to send, when ``data`` is None
     headers: dict[str, str] = field(default_factory=dict)
+    data: bytes | None = None  # the bytes to send (an answer not read back from the cache)
+
+    def content(self) -> bytes:
+        """The bytes of a 200 answer."""
+        with _opened(self) as f:
+            return f.read()
 
 
 def _file_headers(member: str, archive: str, mtime: int) -> dict[str, str]:
@@ -124,6 +133,7 @@ class Service:
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._prefetch_pool.shutdown(wait=False, cancel_futures=True)
         self.session.close()
+        self.cache.close()  # answers given are on disk before serve exits
 
     def prefetch(self, build_ids: list[str]) -> None:
         """Fetch every id's debuginfo in the background, in the order given. A debugger asks
@@ -178,8 +188,8 @@ class Service:
         key = (build_id, name)
         with self._lock_for(key):
             hit = self.cache.get(build_id, name)
-            if hit:
-                return Reply(200, "", hit[0], hit[1])
+            if hit is not None:
+                return Reply(200, "", hit.path, hit.headers, hit.data)
             miss = self._misses.get(key)
             if miss and miss[0] > time.time():
                 return miss[1]
@@ -213,10 +223,10 @@ class Service:
         def ask() -> list[Match] | Reply:
             try:
                 with self._timed("lookup"):
-                    result = lookup(self.session, self.server, [build_id], self.cfg.timeout)
+                    found = lookup_one(self.session, self.server, build_id, self.cfg.timeout)
             except ClientError as exc:
                 return Reply(503, str(exc))
-            return result.results.get(build_id) or self._unknown(build_id)
+            return found or self._unknown(build_id)
 
         return cast(list[Match] | Reply, self._remembered("matches", build_id, ask))
 
@@ -301,10 +311,14 @@ class Service:
         error = check_build_id(member, partial(read_elf_bytes, held.data), build_id)
         if error:
             return Reply(502, error)
-        headers = _file_headers(member, contents.archive, held.mtime)
-        with self._timed("write"):
-            dest = self.cache.put(build_id, kind, held.data, headers)
-        return Reply(200, "", dest, headers)
+        return self._answered(build_id, kind, held.data,
+                              _file_headers(member, contents.archive, held.mtime))
+
+    def _answered(self, build_id: str, name: str, data: bytes,
+                  headers: dict[str, str]) -> Reply:
+        """The answer, sent from memory; the cache gets it after (Cache.put_behind)."""
+        self.cache.put_behind(build_id, name, data, headers)
+        return Reply(200, "", self.cache.path(build_id, name), headers, data)
 
     def _section(self, build_id: str, section: str, name: str) -> Reply:
         """debuginfod's rule: the section from the debuginfo file when it has contents there,
@@ -312,35 +326,36 @@ class Service:
         reasons = []
         for kind in ("debuginfo", "executable"):
             got = self.fetch(build_id, kind)
-            if got.path is None:
+            if got.status != 200:
                 if got.status != 404:
                     return got
                 reasons.append(got.reason)
                 continue
             try:
-                with open(got.path, "rb") as f:
+                with _opened(got) as f:
                     data = read_section(f, section)
             except (OSError, PackageError) as exc:
                 return Reply(502, f"{kind} of {build_id}: {exc}")
             if data is None:
                 reasons.append(f"the {kind} file has no section {section} with contents")
                 continue
-            headers = dict(got.headers)
-            return Reply(200, "", self.cache.put(build_id, name, data, headers), headers)
+            return self._answered(build_id, name, data, dict(got.headers))
         return Reply(404, f"section {section} of {build_id}: " + "; ".join(reasons))
 
     def _source(self, build_id: str, wanted: str, name: str) -> Reply:
-        # The build's source packages are asked for while the build-id is looked up.
-        docs_later = self._pool.submit(self._source_docs, build_id)
-        matches = self._matches(build_id)
+        # The build's source packages first: one is the answer (a build usually has one per
+        # arch, and a module's build one arch). The lookup is asked only to choose among
+        # several by the module's arch, or to say why there is none (an unknown id).
         with self._timed("source lookup"):
-            docs = docs_later.result()
-        if isinstance(matches, Reply):
-            return matches
+            docs = self._source_docs(build_id)
         if isinstance(docs, Reply):
             return docs
-        arch = str((matches[0].get("package") or {}).get("arch") or "")
-        doc = pick_source(docs, arch)
+        doc = docs[0] if len(docs) == 1 else None
+        if doc is None:
+            matches = self._matches(build_id)
+            if isinstance(matches, Reply):
+                return matches
+            doc = pick_source(docs, str((matches[0].get("package") or {}).get("arch") or ""))
         if doc is None:
             return Reply(404, f"no source package known for the build of {build_id}")
         nvra = str(doc["package"].get("nvra") or "")
@@ -352,10 +367,16 @@ class Service:
         if found is None:
             return Reply(404, f"{wanted} is not in {nvra}")
         path, held = found
-        headers = _file_headers(path, contents.archive, held.mtime)
-        with self._timed("write"):
-            dest = self.cache.put(build_id, name, held.data, headers)
-        return Reply(200, "", dest, headers)
+        return self._answered(build_id, name, held.data,
+                              _file_headers(path, contents.archive, held.mtime))
+
+
+def _opened(reply: Reply) -> BinaryIO:
+    """The contents of a 200 reply as a file (OSError when its file was evicted)."""
+    if reply.data is not None:
+        return io.BytesIO(reply.data)
+    assert reply.path is not None  # a 200 has one or the other
+    return open(reply.path, "rb")  # noqa: SIM115 - the caller closes it
 
 
 def _find_source(tree: dict[str, Held], wanted: str) -> tuple[str, Held] | None:
@@ -433,19 +454,19 @@ class Handler(BaseHTTPRequestHandler):
             return
         build_id, kind, arg = parsed
         reply, steps = self.service.fetch_timed(build_id, kind, arg)
-        if reply.status != 200 or reply.path is None:
+        if reply.status != 200:
             self._text(reply.status, reply.reason, body)
             self._line(reply.status, started, reply.reason)
             return
         try:
-            f = open(reply.path, "rb")  # noqa: SIM115 - closed below
+            f = _opened(reply)
         except OSError:
             reason = f"{build_id}: evicted from the cache, ask again"
             self._text(503, reason, body)
             self._line(503, started, reason)
             return
         with f:
-            size = os.fstat(f.fileno()).st_size
+            size = len(reply.data) if reply.data is not None else os.fstat(f.fileno()).st_size
             self.send_response(200)
             self.send_header("Content-Type", "application/octet-stream")
             self.send_header("Content-Length", str(size))
@@ -453,7 +474,9 @@ class Handler(BaseHTTPRequestHandler):
             for k, v in reply.headers.items():
                 self.send_header(k, v)
             self.end_headers()
-            if body:
+            if body and reply.data is not None:
+                self.wfile.write(reply.data)
+            elif body:
                 shutil.copyfileobj(f, self.wfile, 1 << 20)
         served = reply.headers.get("X-DEBUGINFOD-FILE", "")
         self._line(200, started, f"{served} ({steps})" if steps else served)

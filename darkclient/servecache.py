@@ -3,7 +3,10 @@
 ``Cache``: each answer under ROOT/HEX/NAME with its headers in NAME.json, bounded in bytes and
 evicted least recently used first (a hit touches the file's mtime, the LRU clock). The size is
 counted as files are added, not by walking the directory on every answer; the walk happens
-once at start and when the bound is crossed.
+once at start and when the bound is crossed. ``put_behind`` writes on a thread of its own
+after the answer has gone out (a debugger waits for each answer before it asks the next one;
+the write, ~1.5 ms, need not be part of that wait): until written, the answer is kept in
+memory and ``get`` finds it there.
 
 ``Packages``: the files of packages read once (every ELF member and every source file, by
 path), so that the next build-id of the same package costs no download. Bounded in bytes too,
@@ -18,9 +21,21 @@ import os
 import tempfile
 import threading
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 from darkclient.debugdir import Held
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """A cached answer: its headers, and its bytes while they wait to be written (else the
+    file holding them)."""
+
+    headers: dict[str, str]
+    path: Path
+    data: bytes | None = None
 
 
 class Cache:
@@ -32,6 +47,9 @@ class Cache:
         self._lock = threading.Lock()
         root.mkdir(parents=True, exist_ok=True)
         self._total = sum(size for _, size, _ in self._files())
+        # Answers not yet on disk, by (build-id, name); one writer, so writes keep their order.
+        self._pending: dict[tuple[str, str], tuple[bytes, dict[str, str]]] = {}
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="darkclient-cache")
 
     @property
     def total(self) -> int:
@@ -41,14 +59,49 @@ class Cache:
     def path(self, build_id: str, name: str) -> Path:
         return self.root / build_id / name
 
-    def get(self, build_id: str, name: str) -> tuple[Path, dict[str, str]] | None:
+    def get(self, build_id: str, name: str) -> Hit | None:
         path = self.path(build_id, name)
+        with self._lock:
+            pending = self._pending.get((build_id, name))
+        if pending is not None:
+            return Hit(dict(pending[1]), path, pending[0])
         try:
             meta = json.loads(path.with_suffix(".json").read_text())
             os.utime(path)  # the LRU clock
         except (OSError, ValueError):
             return None
-        return path, {str(k): str(v) for k, v in meta.items()}
+        return Hit({str(k): str(v) for k, v in meta.items()}, path)
+
+    def put_behind(self, build_id: str, name: str, data: bytes,
+                   headers: dict[str, str]) -> None:
+        """Store an answer after the caller has sent it: ``get`` has it at once (from memory
+        until written), the file follows on the writer thread."""
+        key = (build_id, name)
+        entry = (data, dict(headers))
+        with self._lock:
+            self._pending[key] = entry
+        try:
+            self._writer.submit(self._write, key, entry)
+        except RuntimeError:  # closing: a request still being answered writes its own
+            self._write(key, entry)
+
+    def _write(self, key: tuple[str, str], entry: tuple[bytes, dict[str, str]]) -> None:
+        try:
+            self.put(*key, *entry)
+        except OSError:
+            pass  # a cache that cannot be written costs a later fetch, not this answer
+        finally:
+            with self._lock:
+                if self._pending.get(key) is entry:
+                    del self._pending[key]
+
+    def flush(self) -> None:
+        """Wait until every answer given to ``put_behind`` so far is on disk."""
+        self._writer.submit(lambda: None).result()
+
+    def close(self) -> None:
+        self.flush()
+        self._writer.shutdown()
 
     def put(self, build_id: str, name: str, data: bytes, headers: dict[str, str]) -> Path:
         """Store an answer (written beside, then renamed: a reader never sees half a file)."""

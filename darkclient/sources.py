@@ -13,6 +13,7 @@ from typing import Any
 import requests
 
 from darkclient.errors import ServerError
+from darkclient.httpsession import EnvOnceSession
 from darkclient.lookup import USER_AGENT
 
 SOURCE_ROOT = "/usr/src/debug/"
@@ -25,9 +26,13 @@ def source_docs(session: requests.Session, server: str, build_id: str,
     """The server's source packages for ``build_id`` ([] when the id is unknown or its
     builds have none); ServerError when the server cannot be asked."""
     url = f"{server.rstrip('/')}/api/v1/buildid/{build_id}/sources"
+    headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
     try:
-        resp = session.get(url, timeout=(timeout, timeout), allow_redirects=False,
-                           headers={"Accept": "application/json", "User-Agent": USER_AGENT})
+        if isinstance(session, EnvOnceSession):
+            resp = session.small("GET", url, timeout, headers=headers)
+        else:
+            resp = session.get(url, timeout=(timeout, timeout), allow_redirects=False,
+                               headers=headers)
     except requests.exceptions.RequestException as exc:
         raise ServerError(f"cannot ask Darkserver at {url}: {type(exc).__name__}") from None
     if resp.status_code == 404:

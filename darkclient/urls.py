@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 import requests
 
 from darkclient.config import Config
+from darkclient.httpsession import EnvOnceSession
 from darkcore import urltemplates
 
 # Order of the tiers; "package" is the URL the package was imported from (Koji or local).
@@ -229,7 +230,7 @@ class Resolver:
 
 
 def make_session() -> requests.Session:
-    session = requests.Session()
+    session = EnvOnceSession()
     adapter = requests.adapters.HTTPAdapter(pool_connections=MAX_WORKERS,
                                             pool_maxsize=MAX_WORKERS)
     session.mount("http://", adapter)
