@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import Executor
 from typing import Any
 
@@ -61,6 +61,9 @@ class LoopConnection:
         self._generation_sql = ""
         self._failed_at = float("-inf")
         self.cache = PackageCache()
+        # Told (generation, when it was asked for) at each read of the generation counter: the
+        # worker's answer cache (answercache.AnswerCache.seen).
+        self.on_generation: Callable[[int, float], None] | None = None
         self.busy = False  # a non-blocking query is under way (not to be closed meanwhile)
         self._watched: tuple[asyncio.AbstractEventLoop, Any, int] | None = None  # add_reader
         self._answer: asyncio.Future[Sequence[Sequence[Any]]] | None = None  # rows to come
@@ -68,6 +71,12 @@ class LoopConnection:
     @property
     def is_open(self) -> bool:
         return self._db is not None
+
+    @property
+    def generation(self) -> int | None:
+        """The generation under which the last fetch's rows were read (None: unknown). Read it
+        before the connection runs anything else."""
+        return self.cache.generation
 
     @property
     def nonblocking(self) -> bool:
@@ -195,8 +204,12 @@ class LoopConnection:
         elf_sql = self._sql[size][0]
         for attempt in (1, 2):
             if cache.due():
+                asked_at = cache.clock()
                 found = yield self._generation_sql, {}
-                cache.seen(int(found[0][0]) if found else 0)
+                generation = int(found[0][0]) if found else 0
+                cache.seen(generation, asked_at)
+                if self.on_generation is not None:
+                    self.on_generation(generation, asked_at)
             elf_rows = yield elf_sql, params
             missing = cache.missing(elf_rows)
             for start in range(0, len(missing), queries.CHUNK):
