@@ -10,7 +10,8 @@ whose fragments are all here costs neither a query nor a serialization.
 Invalidation: every change an answer can show raises the ``generation`` counter in the
 importer's own transaction (counters.GENERATION: a package imported, replaced or removed, a
 checksum filled in, a build's Koji id set, ``darkserver recount``). The fast path's connections
-read it at most once every CHECK_SECONDS (loopdb.py, with their package caches) and report it
+read it at most once every CHECK_SECONDS (loopdb.py, with their package caches; the event loop's
+also REFRESH_AFTER after the last read while lookups are answered from here) and report it
 here with the time they asked; a change drops every entry. Entries are served only while the
 last report is younger than CHECK_SECONDS, so **a change in the database shows in every answer
 within CHECK_SECONDS**: a report at time t is older than every change it did not see. A fragment
@@ -36,6 +37,10 @@ from darkserver.lookup.pkgcache import CHECK_SECONDS
 # Bytes an entry costs beyond its fragment: its key string (~90 B), the bytes object's header
 # (33 B) and the ordered dict's slot and links (~100 B), measured with tracemalloc at ~250.
 ENTRY_OVERHEAD = 256
+# The fast path reads the generation again this long after the last read, ahead of CHECK_SECONDS,
+# so that lookups answered from the cache never wait for that read (fastpath_asgi._refresh):
+# under a saturated CPU one query in a thousand took MariaDB up to a second (docs/BENCHMARKS.md).
+REFRESH_AFTER = CHECK_SECONDS / 2
 
 
 class AnswerCache:
@@ -56,6 +61,10 @@ class AnswerCache:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def refresh_due(self) -> bool:
+        """Whether the generation is to be read ahead of time (REFRESH_AFTER passed)."""
+        return self.clock() - self.checked_at >= REFRESH_AFTER
 
     def fresh(self) -> bool:
         """Whether the generation was read less than CHECK_SECONDS ago (entries may be served)."""

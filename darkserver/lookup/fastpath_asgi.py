@@ -37,7 +37,7 @@ from typing import Any
 
 from django.conf import settings
 
-from darkserver.lookup import hotroutes, metrics, queries, serialize
+from darkserver.lookup import hotroutes, loopdb, metrics, queries, serialize
 from darkserver.lookup.answercache import AnswerCache
 from darkserver.lookup.answers import Answer
 from darkserver.lookup.batchsplit import BatchSplit
@@ -134,6 +134,7 @@ class AsgiFastPath:
             answer_cache_bytes = int(float(settings.DARKSERVER_ANSWER_CACHE_MB) * (1 << 20))
         # The worker's answer cache, told of the generation by each of its connections.
         self.answers = AnswerCache(answer_cache_bytes)
+        self._refreshing = False  # a _refresh is under way
         if self.answers.enabled:
             for db in (self.db, self.batch_db, self.batch_split.helper):
                 db.on_generation = self.answers.seen
@@ -141,12 +142,21 @@ class AsgiFastPath:
     def _read_together(self, ids: list[bytes]) -> Found | Awaitable[Found]:
         """The rows of ``ids`` and the generation they were read under (None: several): at
         once on SQLite (in-process), as an awaitable on MariaDB, whose statements do not block
-        the loop."""
+        the loop. No ids: a refresh, the generation alone (_refresh)."""
+        if not ids:
+            if not self.db.nonblocking:
+                self.db.fetch(loopdb.REFRESH, {})
+                return [], self.db.generation
+            return self._refresh_nonblocking()
         metrics.FASTPATH_QUERY_IDS.observe(len(ids))
         if not self.db.nonblocking:
             fetch, generation = _tagged(self.db.fetch, lambda: self.db.generation)
             return queries.raw_rows(ids, fetch), generation()
         return self._read_nonblocking(ids)
+
+    async def _refresh_nonblocking(self) -> Found:
+        await self.db.fetch_async(loopdb.REFRESH, {})
+        return [], self.db.generation
 
     async def _read_nonblocking(self, ids: list[bytes]) -> Found:
         found: list[Any] = []
@@ -252,7 +262,22 @@ class AsgiFastPath:
         if None in known:
             return None
         metrics.answer_cache(len(ids), 0)
+        if self.answers.refresh_due() and not self._refreshing:
+            self._refreshing = True
+            asyncio.get_running_loop().create_task(self._refresh())
         return form.assemble(ids, known)  # type: ignore[arg-type]  # no None in known
+
+    async def _refresh(self) -> None:
+        """Read the generation before the cache stops being fresh (answercache.REFRESH_AFTER),
+        so that while every lookup is answered from the cache none waits for that read. It
+        queues like a lookup (the connection runs one statement at a time)."""
+        try:
+            if await self.db.ensure():
+                await self.coalescer.rows([])
+        except Exception as exc:  # the next lookups read it themselves, or go to Django
+            log.info("fast path: reading the generation failed (%r)", exc)
+        finally:
+            self._refreshing = False
 
     def _made(self, form: Form, ids: list[str], known: list[bytes | None],
               fetch: queries.Fetch, generation: Callable[[], int | None]) -> Encoded | None:

@@ -42,6 +42,9 @@ from darkserver.lookup.pkgcache import PackageCache
 log = logging.getLogger(__name__)
 
 RETRY_SECONDS = 1.0
+# fetch()/fetch_async() of this size read the generation counter alone (a refresh of the
+# caches that do not wait for a lookup to need it: fastpath_asgi.py).
+REFRESH = 0
 Statement = tuple[str, dict[str, Any]]  # SQL and its parameters
 
 
@@ -199,17 +202,16 @@ class LoopConnection:
             Statement, Sequence[Sequence[Any]], Sequence[Sequence[Any]]]:
         """The statements of one lookup, each sent in and its rows received (the same for the
         blocking and the non-blocking driver); returns the full rows (queries.MATCH_FIELDS):
-        the generation when due, the ELF-only statement, the package parts not cached."""
+        the generation when due, the ELF-only statement, the package parts not cached.
+        ``size`` 0 (REFRESH): the generation alone, due or not, and no rows."""
         cache = self.cache
+        if size == REFRESH:
+            yield from self._generation()
+            return []
         elf_sql = self._sql[size][0]
         for attempt in (1, 2):
             if cache.due():
-                asked_at = cache.clock()
-                found = yield self._generation_sql, {}
-                generation = int(found[0][0]) if found else 0
-                cache.seen(generation, asked_at)
-                if self.on_generation is not None:
-                    self.on_generation(generation, asked_at)
+                yield from self._generation()
             elf_rows = yield elf_sql, params
             missing = cache.missing(elf_rows)
             for start in range(0, len(missing), queries.CHUNK):
@@ -221,6 +223,16 @@ class LoopConnection:
             # A package was replaced between the two reads: read both again, afresh.
             cache.clear()
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _generation(self) -> Generator[Statement, Sequence[Sequence[Any]], None]:
+        """Read the generation counter; the package cache and ``on_generation`` learn it, with
+        the time it was asked for."""
+        asked_at = self.cache.clock()
+        found = yield self._generation_sql, {}
+        generation = int(found[0][0]) if found else 0
+        self.cache.seen(generation, asked_at)
+        if self.on_generation is not None:
+            self.on_generation(generation, asked_at)
 
     def _statement(self, sql: str, params: dict[str, Any]) -> str:
         # MySQLdb escapes every bytes parameter in Python (~2.5 ms for a batch of 1,000 ids); a

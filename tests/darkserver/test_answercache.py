@@ -9,6 +9,7 @@ cache and of the connections' package caches is a fake one where the bound is th
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -26,6 +27,7 @@ from tests.darkserver.test_fastpath_asgi import (
     SERVED,
     Answer,
     _cached_app,
+    _call,
     _count,
     _scan,
     batch_body,
@@ -148,15 +150,40 @@ def test_an_import_shows_within_the_bound_and_drops_a_negative_entry(apps):
     before = [_twice(apps, *r) for r in requests]
     assert before[0].status == 404 and json.loads(before[2].body)["missing"] == [NEW]
     assert store.store_scan(_scan()).inserted
-    clock.now += pkgcache.CHECK_SECONDS / 2
+    clock.now += answercache.REFRESH_AFTER / 2
     _django, fast, _spy = apps
     for request, answer in zip(requests, before, strict=True):
-        assert call(fast, *request).body == answer.body  # within the bound: the cached answer
-    clock.now += pkgcache.CHECK_SECONDS / 2
+        assert call(fast, *request).body == answer.body  # the cached answer, not yet checked
+    clock.now += pkgcache.CHECK_SECONDS - answercache.REFRESH_AFTER / 2
     for request in requests:
         answer, served = both(apps, *request)  # Django's, which reads the database
         assert served and answer.status == 200
     assert json.loads(call(fast, *requests[0]).body)["matches"][0]["path"] == "/usr/bin/cached"
+
+
+def test_the_generation_is_read_ahead_while_every_lookup_is_a_hit(apps, apr_committed):
+    """Past REFRESH_AFTER a hit has the generation read in the background: the cache stays
+    fresh, and no lookup waits for that read."""
+    clock = _cached_app(apps)
+    _django, fast, _spy = apps
+    path = f"/api/v1/buildid/{APR_ID}"
+    _twice(apps, "GET", path)
+    checked = fast.answers.checked_at
+    clock.now += answercache.REFRESH_AFTER
+
+    async def hit_then_wait() -> Answer:
+        answer = await _call(fast, "GET", path, [], [])
+        while fast._refreshing:
+            await asyncio.sleep(0)
+        return answer
+
+    flushes = fast.coalescer.flushes
+    assert asyncio.run(hit_then_wait()).status == 200
+    assert fast.coalescer.flushes == flushes + 1 and fast.answers.checked_at == clock.now
+    clock.now += pkgcache.CHECK_SECONDS - answercache.REFRESH_AFTER / 2
+    hits = _hits()
+    assert call(fast, "GET", path).status == 200 and _hits() == hits + 1  # still fresh
+    assert checked < fast.answers.checked_at
 
 
 def test_a_recount_after_a_change_behind_the_importers_back_shows(apps):
