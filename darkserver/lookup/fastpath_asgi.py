@@ -43,7 +43,7 @@ from darkserver.lookup.answers import Answer
 from darkserver.lookup.batchsplit import BatchSplit
 from darkserver.lookup.coalesce import Coalescer, Found
 from darkserver.lookup.fragments import Form
-from darkserver.lookup.jsonout import CONTENT_TYPE, dumps
+from darkserver.lookup.jsonout import CONTENT_TYPE, dumps, dumps_orjson
 from darkserver.lookup.loopdb import LoopConnection
 
 log = logging.getLogger(__name__)
@@ -235,13 +235,22 @@ class AsgiFastPath:
             return await asyncio.get_running_loop().run_in_executor(
                 self.batches, self._batch, hot, values, ids)
         rows, generation = await self.coalescer.rows([bytes.fromhex(i) for i in ids])
-        if self.answers.enabled:
+        if self.answers.enabled and len(ids) > 1:
             made = self._made(hot.form, ids, [None] * len(ids), queries.prefetched(rows),
                               lambda: generation)
             if made is not None:
                 return made
         # The same answer function over the rows read for this request's ids: its own bytes.
-        return _encoded(lambda: hot.answer(values, queries.prefetched(rows)))
+        status, doc, extra = hot.answer(values, queries.prefetched(rows))
+        payload = dumps_orjson(doc)
+        if payload is None:  # nothing to keep: no fragment stands for this encoding
+            return status, dumps(doc), extra
+        if self.answers.enabled:
+            fragment = hot.form.cut(ids[0], status, payload)
+            if fragment is not None:
+                self.answers.put_many([(hot.form.key(ids[0]), fragment)], generation)
+            metrics.answer_cache(0, 1)
+        return status, payload, extra
 
     def _batch(self, hot: hotroutes.HotRoute, values: dict[str, Any], ids: list[str]) -> Encoded:
         """A batch's answer, on the batch thread: from the cached fragments and those made

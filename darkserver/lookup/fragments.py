@@ -22,6 +22,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from darkserver.lookup import metrics, serialize
 from darkserver.lookup.answers import NOT_FOUND_SEARCHED, Answer
 from darkserver.lookup.errors import ERROR_HEADERS, error_doc
@@ -59,14 +61,28 @@ def _compat_answer(ids: Sequence[str], fragments: Sequence[bytes]) -> Answer:
 
 
 def _batch(ids: Sequence[str], fragments: Sequence[bytes]) -> Answer:
-    # ids normalised and distinct (answers.batch_ids).
+    # ids normalised and distinct (answers.batch_ids). orjson copies each Fragment's bytes as
+    # they are: half the time of joining them in Python for 1,000 ids.
     missing = [i for i, f in zip(ids, fragments, strict=True) if not f]
     metrics.BATCH_SIZE.observe(len(ids))
     metrics.lookup("batch", len(ids), len(missing))
-    results = b",".join(b'"%s":%s' % (i.encode(), f)
-                        for i, f in zip(ids, fragments, strict=True) if f)
-    listed = b",".join(b'"%s"' % i.encode() for i in missing)
-    return 200, b'{"results":{%s},"missing":[%s]}' % (results, listed), ()
+    results = {i: orjson.Fragment(f) for i, f in zip(ids, fragments, strict=True) if f}
+    return 200, orjson.dumps({"results": results, "missing": missing}), ()
+
+
+def _cut_single(buildid: str, status: int, body: bytes) -> bytes | None:
+    if status == 404:
+        return b""
+    head = b'{"buildid":"%s","matches":' % buildid.encode()
+    return body[len(head):-1] if status == 200 and body.startswith(head) else None
+
+
+def _cut_compat(buildid: str, status: int, body: bytes) -> bytes | None:
+    return body[1:-1] if status == 200 else None
+
+
+def _cut_nothing(buildid: str, status: int, body: bytes) -> bytes | None:
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,11 +95,15 @@ class Form:
     # The request's ids and their fragments -> status, body, extra headers; counts metrics
     # as answers.py does.
     assemble: Callable[[Sequence[str], Sequence[bytes]], Answer]
+    # The fragment of a one-id answer made by answers.py and encoded by orjson (status, body),
+    # or None: a lookup that missed is answered as without the cache, and what it keeps costs
+    # a slice (the batch's answers are never of one id: its fragments are made).
+    cut: Callable[[str, int, bytes], bytes | None] = _cut_nothing
 
     def key(self, buildid: str) -> str:
         return self.kind + buildid
 
 
-SINGLE = Form("m", _matches, _single)
+SINGLE = Form("m", _matches, _single, _cut_single)
 BATCH = Form("m", _matches, _batch)
-COMPAT = Form("c", _compat, _compat_answer)
+COMPAT = Form("c", _compat, _compat_answer, _cut_compat)
