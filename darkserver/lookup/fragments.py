@@ -9,6 +9,8 @@ Two kinds of fragment, each keyed by kind + normalised build-id:
 * COMPAT (``c<id>``): the id's objects of GET /buildids/<ids>, comma-separated without the
   brackets; ``b""`` when it matched nothing.
 
+Kept fragments are slices or copies, never orjson's own bytes objects (see _matches).
+
 orjson writes compact JSON with no context: a value's bytes are the same alone or inside a
 document, so the answer is its fixed parts around the fragments. What orjson refuses
 (jsonout.py: a 65-bit integer in a package note, a lone surrogate) makes the whole document go
@@ -35,7 +37,10 @@ Row = dict[str, Any]
 def _matches(rows: list[Row], shared: serialize.Matches) -> bytes | None:
     if not rows:
         return b""
-    return dumps_orjson([shared.match(row) for row in rows])
+    found = dumps_orjson([shared.match(row) for row in rows])
+    # A copy of exact size: orjson's bytes keep the buffer they were written in (~8 KiB for a
+    # 1.5 KiB answer), which the cache would hold on to, five times the size it counts.
+    return None if found is None else bytes(memoryview(found))
 
 
 def _compat(rows: list[Row], shared: serialize.Matches) -> bytes | None:
