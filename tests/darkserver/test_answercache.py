@@ -10,13 +10,15 @@ cache and of the connections' package caches is a fake one where the bound is th
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
+import tracemalloc
 from typing import Any
 
 import pytest
 
 from darkimport.run import store
-from darkserver.lookup import answercache, counters, pkgcache
+from darkserver.lookup import answercache, counters, fragments, pkgcache
 from darkserver.lookup.answercache import AnswerCache
 from darkserver.lookup.fastpath_asgi import AsgiFastPath
 from darkserver.lookup.models import Package
@@ -280,3 +282,24 @@ def test_the_least_recently_used_go_first_and_the_size_stays_bounded():
     assert cache.size == 3 * entry
     cache.put_many([("m4", b"z" * (3 * entry))], 7)  # larger than the whole cache: not kept
     assert cache.get_many(["m4"]) == [None] and cache.size == 3 * entry
+
+
+def test_kept_fragments_hold_no_more_memory_than_they_count(apps, many_packages, settings):
+    """What the cache counts is what it holds: orjson's bytes keep their whole write buffer
+    (~8 KiB for a short answer), so a fragment must be kept as a copy of its own size."""
+    settings.DARKSERVER_MAX_BATCH = 1000
+    _django, fast, _spy = apps
+    tracemalloc.start(3)
+    try:
+        _answer, served = both(apps, "POST", "/api/v1/buildids", batch_body(many_packages))
+        snapshot = tracemalloc.take_snapshot()
+    finally:
+        tracemalloc.stop()
+    assert served and len(fast.answers) == 300
+    lines, first = inspect.getsourcelines(fragments._matches)
+    made_there = range(first, first + len(lines))  # what is left of it is what the cache keeps
+    held = sum(stat.size for stat in snapshot.statistics("traceback")
+               if any(frame.filename == fragments.__file__ and frame.lineno in made_there
+                      for frame in stat.traceback))
+    counted = sum(len(v) for v in fast.answers._entries.values())
+    assert 0 < counted <= held < counted + 300 * 64  # object headers, no write buffers
