@@ -25,6 +25,7 @@ they get here.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -42,16 +43,21 @@ class Coalescer:
         self.read = read  # all rows of the given distinct ids, on the loop; one call at a time
         self._waiting: Waiting = []
         self._busy = False  # a flush is scheduled or its query under way
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop it is busy on
         self.flushes = 0  # queries rounds run (a test counts them)
 
     async def rows(self, ids: list[bytes]) -> Found:
         """The rows of ``ids``, read together with those of every request waiting now, and the
         read's tag."""
         loop = asyncio.get_running_loop()
+        if self._busy and self._loop is not loop:
+            # Left busy by a loop that stopped before its read ended (the tests run a loop per
+            # request): its requests are gone with it.
+            self._waiting, self._busy = [], False
         future: asyncio.Future[Found] = loop.create_future()
         self._waiting.append((ids, future))
         if not self._busy:
-            self._busy = True
+            self._busy, self._loop = True, loop
             loop.call_soon(self._flush)
         return await future
 
@@ -69,7 +75,8 @@ class Coalescer:
         else:
             # A task of its own: a request cancelled (its client gone) must not cancel the
             # query that the others wait for.
-            asyncio.get_running_loop().create_task(self._answer_later(waiting, found))
+            task = asyncio.get_running_loop().create_task(self._answer_later(waiting, found))
+            task.add_done_callback(functools.partial(self._cancelled, waiting))
 
     async def _answer_later(self, waiting: Waiting, reading: Awaitable[Found]) -> None:
         try:
@@ -77,6 +84,19 @@ class Coalescer:
         except Exception as exc:
             found = exc
         self._answer(waiting, found)
+
+    def _cancelled(self, waiting: Waiting, task: asyncio.Task[None]) -> None:
+        """A read's task ended; cancelled (the loop is stopping: a worker's shutdown, the tests'
+        loop per request), perhaps before it ran at all: every request waiting fails instead of
+        waiting for ever, and the next one reads again."""
+        if not task.cancelled():
+            return
+        gone = ConnectionAbortedError("the fast path's read was cancelled")
+        for _ids, future in [*waiting, *self._waiting]:
+            if not future.done():
+                future.set_exception(gone)
+        self._waiting = []
+        self._busy = False
 
     def _answer(self, waiting: Waiting, found: Found | Exception) -> None:
         """Each waiting request gets the rows of its own ids (or the failure), and whoever

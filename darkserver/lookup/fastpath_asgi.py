@@ -134,7 +134,7 @@ class AsgiFastPath:
             answer_cache_bytes = int(float(settings.DARKSERVER_ANSWER_CACHE_MB) * (1 << 20))
         # The worker's answer cache, told of the generation by each of its connections.
         self.answers = AnswerCache(answer_cache_bytes)
-        self._refreshing = False  # a _refresh is under way
+        self._refresh_task: asyncio.Task[None] | None = None  # the last _refresh
         if self.answers.enabled:
             for db in (self.db, self.batch_db, self.batch_split.helper):
                 db.on_generation = self.answers.seen
@@ -271,9 +271,9 @@ class AsgiFastPath:
         if None in known:
             return None
         metrics.answer_cache(len(ids), 0)
-        if self.answers.refresh_due() and not self._refreshing:
-            self._refreshing = True
-            asyncio.get_running_loop().create_task(self._refresh())
+        if self.answers.refresh_due() and not self._refreshing():
+            loop = asyncio.get_running_loop()
+            self._refresh_task = loop.create_task(self._refresh())
         return form.assemble(ids, known)  # type: ignore[arg-type]  # no None in known
 
     async def _refresh(self) -> None:
@@ -285,8 +285,12 @@ class AsgiFastPath:
                 await self.coalescer.rows([])
         except Exception as exc:  # the next lookups read it themselves, or go to Django
             log.info("fast path: reading the generation failed (%r)", exc)
-        finally:
-            self._refreshing = False
+
+    def _refreshing(self) -> bool:
+        """Whether a _refresh is under way on this loop (one of a loop that stopped is not)."""
+        task = self._refresh_task
+        return (task is not None and not task.done()
+                and task.get_loop() is asyncio.get_running_loop())
 
     def _made(self, form: Form, ids: list[str], known: list[bytes | None],
               fetch: queries.Fetch, generation: Callable[[], int | None]) -> Encoded | None:

@@ -68,6 +68,7 @@ class LoopConnection:
         # worker's answer cache (answercache.AnswerCache.seen).
         self.on_generation: Callable[[int, float], None] | None = None
         self.busy = False  # a non-blocking query is under way (not to be closed meanwhile)
+        self._busy_loop: asyncio.AbstractEventLoop | None = None  # the loop it runs on
         self._watched: tuple[asyncio.AbstractEventLoop, Any, int] | None = None  # add_reader
         self._answer: asyncio.Future[Sequence[Sequence[Any]]] | None = None  # rows to come
 
@@ -92,6 +93,11 @@ class LoopConnection:
         With read replicas, the choice of database is confirmed every replica check interval
         (off the loop): a connection to a replica that is now lagging, or to the primary while
         a replica is healthy again, is closed and the better one opened."""
+        if self.busy and self._busy_loop is not asyncio.get_running_loop():
+            # A statement left unread by a loop that stopped (the tests run a loop per
+            # request): its answer would be read as the next statement's.
+            self.busy = False
+            self.discard()
         if self._db is not None:
             if not settings.READ_REPLICAS or self.busy or not self._choice_is_stale():
                 return True
@@ -180,7 +186,7 @@ class LoopConnection:
         in-process, so it is simply called."""
         if not self.nonblocking:
             return self.fetch(size, params)
-        self.busy = True
+        self.busy, self._busy_loop = True, asyncio.get_running_loop()
         try:
             steps = self._steps(size, params)
             statement = next(steps)

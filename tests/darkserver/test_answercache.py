@@ -175,7 +175,7 @@ def test_the_generation_is_read_ahead_while_every_lookup_is_a_hit(apps, apr_comm
 
     async def hit_then_wait() -> Answer:
         answer = await _call(fast, "GET", path, [], [])
-        while fast._refreshing:
+        while fast._refreshing():
             await asyncio.sleep(0)
         return answer
 
