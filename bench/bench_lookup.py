@@ -13,6 +13,12 @@ the same wrk settings. Prints one table and the targets.
 
     .venv/bin/python bench/bench_lookup.py [--backend sqlite|mariadb|both] [--rows N]
         [--duration S] [--configs edge:2,uvicorn:2,gthread:2x2,sync:2] [--profile]
+        [--answer-cache MB,MB...] [--rounds N] [--ids N]
+
+--answer-cache runs each gunicorn setting once per value of DARKSERVER_ANSWER_CACHE_MB (0: no
+answer cache), --rounds times over, alternating (before/after in the same run); --ids sets how
+many distinct ids wrk rotates over (default 4,000; far more than a small cache holds shows
+what misses cost).
 
 --profile also times the WSGI app in-process (no HTTP server) with the configured database
 settings and with a few what-ifs, and prints cProfile tops of one GET and of a batch.
@@ -260,11 +266,16 @@ WORKER_KINDS = {**ASGI_WORKERS, "sync": "sync", "gthread": "gthread"}
 
 
 def start_service(url: str, port: int, config: str) -> subprocess.Popen[bytes]:
+    """``config``: kind:WORKERS[xTHREADS], optionally followed by " cache=MB" (the answer
+    cache's size; without it the service's default)."""
+    config, _, cache = config.partition(" cache=")
     kind, workers, threads = parse_config(config)
     worker_class = WORKER_KINDS[kind]
     env = dict(os.environ, DARKSERVER_DATABASE_URL=url, DARKSERVER_WORKERS=str(workers),
                DARKSERVER_WORKER_CLASS=worker_class, DARKSERVER_THREADS=str(threads),
                DARKSERVER_LOG_LEVEL="ERROR")  # no "Not Found" lines
+    if cache:
+        env["DARKSERVER_ANSWER_CACHE_MB"] = cache
     env.pop("DARKSERVER_ACCESS_LOG", None)
     asgi = worker_class in ASGI_WORKERS.values()
     app = "darkserver.asgi:application" if asgi else "darkserver.wsgi"
@@ -576,12 +587,22 @@ def main() -> None:
                     help="gunicorn settings to try: kind:WORKERS[xTHREADS], comma-separated")
     ap.add_argument("--profile", action="store_true",
                     help="also time the WSGI app in-process and print a cProfile of it")
+    ap.add_argument("--answer-cache", default="",
+                    help="DARKSERVER_ANSWER_CACHE_MB values to run each setting with, "
+                         "comma-separated (0: off); default: the service's own")
+    ap.add_argument("--rounds", type=int, default=1, help="times every setting is run")
+    ap.add_argument("--ids", type=int, default=ID_SAMPLE,
+                    help="distinct existing ids wrk rotates over")
     args = ap.parse_args()
     backends = ["sqlite", "mariadb"] if args.backend == "both" else [args.backend]
     configs = [c.strip() for c in args.configs.split(",") if c.strip()]
+    caches = [c.strip() for c in args.answer_cache.split(",") if c.strip()]
+    if caches:
+        configs = [f"{c} cache={mb}" for c in configs for mb in caches]
+    configs = configs * args.rounds
 
     rng = random.Random(1)
-    sample = rng.sample(range(1, args.rows + 1), min(ID_SAMPLE, args.rows))
+    sample = rng.sample(range(1, args.rows + 1), min(args.ids, args.rows))
     work = Path(tempfile.mkdtemp(prefix="bench-lookup-"))
     paths = {"compat": work / "compat.txt", "api": work / "api.txt"}
     ids = [gen_rows.build_id(n).hex() for n in sample]
@@ -590,7 +611,11 @@ def main() -> None:
 
     results: list[Result] = []
     profiles: list[str] = []
+    debuginfods: list[Wrk] = []
     try:
+        if args.rounds > 1:  # at the start too: the machine's load may change meanwhile
+            debuginfods.append(bench_debuginfod(args.duration))
+            print(f"debuginfod: {debuginfods[-1].cells()}", flush=True)
         for backend in backends:
             started = time.perf_counter()
             url, generated = gen_rows.ensure(backend, args.rows)
@@ -609,11 +634,15 @@ def main() -> None:
             if args.profile:
                 profiles.append(profile(backend, url, args.rows))
         dbg = bench_debuginfod(args.duration)
+        debuginfods.append(dbg)
         print(f"debuginfod: {dbg.cells()}", flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print()
     print(table(results, dbg, args.rows, args.duration))
+    if len(debuginfods) > 1:
+        print("debuginfod req/s at the start and at the end: "
+              + ", ".join(f"{d.rps:,.0f} (p99 {d.p99_ms:.2f} ms)" for d in debuginfods))
     for text in profiles:
         print(text)
 

@@ -181,6 +181,10 @@ MAX_MATCHES = _define("MAX_MATCHES", _int, 1000,
                       "most rows one prefix or path lookup returns", WEB)
 FASTPATH = _define("FASTPATH", _bool, True,
                    "0: the three hot lookup routes go through Django too", WEB)
+ANSWER_CACHE_MB = _define("ANSWER_CACHE_MB", _float, 64.0,
+                          "MiB of lookup answers each web worker keeps (0: none); a change in "
+                          "the database shows within 1 s (docs/DEPLOYMENT.md)", WEB, ini=WEB_INI,
+                          shown_default="`64`")
 URL_TEMPLATES = _define("URL_TEMPLATES", _str, "[]",
                         "candidate download URLs the API lists (JSON list, docs/API.md; fields "
                         "in the README, URL templates)", WEB, ini=WEB_INI)

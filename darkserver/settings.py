@@ -60,6 +60,8 @@ DARKSERVER_MAX_BATCH = registry.MAX_BATCH.get()
 # Serve GET /buildids/<ids>, GET /api/v1/buildid/<id> and POST /api/v1/buildids in a thin ASGI
 # layer in front of Django (lookup/fastpath_asgi.py); 0 sends every request through Django.
 DARKSERVER_FASTPATH = registry.FASTPATH.get()
+# MiB of lookup answers each worker's fast path keeps (lookup/answercache.py); 0: none.
+DARKSERVER_ANSWER_CACHE_MB = registry.ANSWER_CACHE_MB.get()
 # The service's public URL (https://darkserver.example), for the page's links and examples;
 # "": relative links. Never taken from the request's Host header.
 DARKSERVER_BASE_URL = registry.BASE_URL.get()

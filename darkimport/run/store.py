@@ -176,6 +176,7 @@ def _insert(scan: PackageScan, prov: Provenance, rows: list[ElfRecord],
         counters.BUILD_IDS: new_ids,
         counters.WITHOUT_BUILD_ID: scan.without_build_id,
         counters.DISTRO + build.distro: 1,
+        counters.GENERATION: 1,  # the web's cached answers of these ids are out of date
     })
 
 

@@ -35,30 +35,42 @@ class BatchSplit:
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="darkserver-batch-helper")
         self.helper = LoopConnection(executor=self.executor)
         self.splits = 0  # queries read in two halves (a test counts them)
+        # The generation the last fetch's rows were read under, None when its two halves were
+        # read under different ones (loopdb.LoopConnection.generation; answercache.py).
+        self.generation: int | None = None
 
     def fetch(self, size: int, params: dict[str, bytes]) -> Sequence[Sequence[Any]]:
         ids = list(dict.fromkeys(params.values()))
         if len(ids) < SPLIT_MIN:
-            return self.main.fetch(size, params)
+            rows = self.main.fetch(size, params)
+            self.generation = self.main.generation
+            return rows
         half = len(ids) // 2
         theirs = self.executor.submit(self._helper_fetch, ids[half:])
         rows = list(_fetch(self.main, ids[:half]))
+        generation = self.main.generation
         try:
-            rows.extend(theirs.result())
+            helper_rows, helper_generation = theirs.result()
+            rows.extend(helper_rows)
+            if helper_generation != generation:
+                generation = None
         except Exception as exc:  # the helper's connection: read the half here instead
             log.info("batch helper failed (%r); the batch thread reads its half", exc)
             rows.extend(_fetch(self.main, ids[half:]))
+            if self.main.generation != generation:
+                generation = None
+        self.generation = generation
         self.splits += 1
         return rows
 
-    def _helper_fetch(self, ids: list[bytes]) -> Sequence[Sequence[Any]]:
+    def _helper_fetch(self, ids: list[bytes]) -> tuple[Sequence[Sequence[Any]], int | None]:
         helper = self.helper
         # It reads from the database the batch connection reads (replicas.py may switch it).
         if helper.is_open and helper.alias != self.main.alias:
             helper.discard()
         if not helper.open_blocking():
             raise RuntimeError("the batch helper's connection cannot be opened")
-        return _fetch(helper, ids)
+        return _fetch(helper, ids), helper.generation
 
     def close(self) -> None:
         """Close the helper's connection on its thread and end the thread."""

@@ -23,10 +23,12 @@ BUILD_IDS = "build_ids"  # distinct build-ids
 WITHOUT_BUILD_ID = "without_build_id"  # ELF files seen without a build-id
 DISTRO = "distro:"  # + dist tag: packages of builds with that tag
 TOTALS = (BUILDS, PACKAGES, ELF_FILES, BUILD_IDS, WITHOUT_BUILD_ID)
-# Not a total: raised by the importer, in the same transaction, whenever it changes a package or
-# build field that a lookup answer shows (a package replaced or removed, a checksum filled in, a
-# build's Koji id set). The web's fast path caches those fields per connection and starts over
-# when it sees this change (lookup/pkgcache.py). Only ever raised, never reset.
+# Not a total: raised by the importer, in the same transaction, whenever it changes anything a
+# lookup answer shows (a package imported, replaced or removed, a checksum filled in, a build's
+# Koji id set); by ``recount``; and to be raised by any other writer of those rows (a data
+# migration). The web's fast path caches package fields per connection (lookup/pkgcache.py) and
+# whole answers per worker (lookup/answercache.py), and starts over when it sees this change.
+# Only ever raised, never reset.
 GENERATION = "generation"
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from django.urls import URLPattern, path, register_converter
 
-from darkserver.lookup import answers, views_api, views_compat
+from darkserver.lookup import answers, fragments, views_api, views_compat
 from darkserver.lookup.converters import CONVERTERS
 from darkserver.lookup.errors import ApiError, Invalid
 from darkserver.lookup.queries import Fetch
@@ -37,10 +37,12 @@ class HotRoute:
     methods: frozenset[str]
     # The lookup, from the converted URL values (or the batch's ids) to the view's answer.
     answer: Callable[[dict[str, Any], Fetch | None], answers.Answer]
-    # The build-ids the lookup reads, from the converted URL values (None: the batch, whose
-    # ids come from its body and which runs on a thread of its own).
-    lookup_ids: Callable[[dict[str, Any]], list[str]] | None
-    body: bool = False  # the input is the request body (the batch), not the URL
+    # The build-ids the lookup reads, from its values (lookup_values: the batch's from its
+    # body), as the answer lists them.
+    lookup_ids: Callable[[dict[str, Any]], list[str]]
+    # How the answer is put together from per-id fragments (the answer cache's).
+    form: fragments.Form
+    body: bool = False  # the input is the request body (the batch, run on a thread), not the URL
 
     @property
     def name(self) -> str:
@@ -61,11 +63,12 @@ def _batch(values: dict[str, Any], fetch: Fetch | None) -> answers.Answer:
 
 ROUTES = (
     HotRoute(path("buildids/<buildids:buildids>", views_compat.buildids,
-                  name="compat-buildids"), GET, _compat, lambda v: list(v["buildids"])),
+                  name="compat-buildids"), GET, _compat, lambda v: list(v["buildids"]),
+             fragments.COMPAT),
     HotRoute(path("api/v1/buildid/<buildid:buildid>", views_api.buildid, name="api-buildid"),
-             GET, _single, lambda v: [v["buildid"]]),
-    HotRoute(path("api/v1/buildids", views_api.batch, name="api-buildids"), POST, _batch, None,
-             body=True),
+             GET, _single, lambda v: [v["buildid"]], fragments.SINGLE),
+    HotRoute(path("api/v1/buildids", views_api.batch, name="api-buildids"), POST, _batch,
+             lambda v: list(v["buildids"]), fragments.BATCH, body=True),
 )
 urlpatterns = [hot.pattern for hot in ROUTES]
 
@@ -101,13 +104,23 @@ def route(method: str, url_path: str, body: bytes | None,
 def prepare(hot: HotRoute, values: dict[str, Any], body: bytes | None,
             fetch: Fetch | None = None) -> Compute | None:
     """The answer to compute for a matched route (see :func:`route`), or None."""
+    checked = lookup_values(hot, values, body)
+    if checked is None:
+        return None
+    return lambda: hot.answer(checked, fetch)
+
+
+def lookup_values(hot: HotRoute, values: dict[str, Any],
+                  body: bytes | None) -> dict[str, Any] | None:
+    """The values a matched route's lookup takes (the batch's ids read from its body), or None
+    when Django is to answer (see :func:`route`)."""
     if any(isinstance(value, Invalid) for value in values.values()):
         return None
     if hot.body:
         if body is None:
             return None
         try:
-            values = {"buildids": answers.batch_ids(body)}
+            return {"buildids": answers.batch_ids(body)}
         except ApiError:
             return None
-    return lambda: hot.answer(values, fetch)
+    return values

@@ -24,10 +24,20 @@ _OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME
 
 
 def dumps(doc: Any) -> bytes:
+    found = dumps_orjson(doc)
+    if found is None:
+        return json.dumps(doc, cls=DjangoJSONEncoder, separators=(",", ":")).encode()
+    return found
+
+
+def dumps_orjson(doc: Any) -> bytes | None:
+    """orjson's bytes of ``doc``, or None where ``dumps`` falls back to the standard library.
+    orjson's output has no context: a value's bytes are the same alone or inside a document
+    (fragments.py puts answers together from such parts)."""
     try:
         return orjson.dumps(doc, default=_DJANGO.default, option=_OPTIONS)
     except orjson.JSONEncodeError:
-        return json.dumps(doc, cls=DjangoJSONEncoder, separators=(",", ":")).encode()
+        return None
 
 
 def json_response(doc: Any, status: int = 200) -> HttpResponse:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import Executor
 from typing import Any
 
@@ -42,6 +42,9 @@ from darkserver.lookup.pkgcache import PackageCache
 log = logging.getLogger(__name__)
 
 RETRY_SECONDS = 1.0
+# fetch()/fetch_async() of this size read the generation counter alone (a refresh of the
+# caches that do not wait for a lookup to need it: fastpath_asgi.py).
+REFRESH = 0
 Statement = tuple[str, dict[str, Any]]  # SQL and its parameters
 
 
@@ -61,13 +64,23 @@ class LoopConnection:
         self._generation_sql = ""
         self._failed_at = float("-inf")
         self.cache = PackageCache()
+        # Told (generation, when it was asked for) at each read of the generation counter: the
+        # worker's answer cache (answercache.AnswerCache.seen).
+        self.on_generation: Callable[[int, float], None] | None = None
         self.busy = False  # a non-blocking query is under way (not to be closed meanwhile)
+        self._busy_loop: asyncio.AbstractEventLoop | None = None  # the loop it runs on
         self._watched: tuple[asyncio.AbstractEventLoop, Any, int] | None = None  # add_reader
         self._answer: asyncio.Future[Sequence[Sequence[Any]]] | None = None  # rows to come
 
     @property
     def is_open(self) -> bool:
         return self._db is not None
+
+    @property
+    def generation(self) -> int | None:
+        """The generation under which the last fetch's rows were read (None: unknown). Read it
+        before the connection runs anything else."""
+        return self.cache.generation
 
     @property
     def nonblocking(self) -> bool:
@@ -80,6 +93,11 @@ class LoopConnection:
         With read replicas, the choice of database is confirmed every replica check interval
         (off the loop): a connection to a replica that is now lagging, or to the primary while
         a replica is healthy again, is closed and the better one opened."""
+        if self.busy and self._busy_loop is not asyncio.get_running_loop():
+            # A statement left unread by a loop that stopped (the tests run a loop per
+            # request): its answer would be read as the next statement's.
+            self.busy = False
+            self.discard()
         if self._db is not None:
             if not settings.READ_REPLICAS or self.busy or not self._choice_is_stale():
                 return True
@@ -168,7 +186,7 @@ class LoopConnection:
         in-process, so it is simply called."""
         if not self.nonblocking:
             return self.fetch(size, params)
-        self.busy = True
+        self.busy, self._busy_loop = True, asyncio.get_running_loop()
         try:
             steps = self._steps(size, params)
             statement = next(steps)
@@ -190,13 +208,16 @@ class LoopConnection:
             Statement, Sequence[Sequence[Any]], Sequence[Sequence[Any]]]:
         """The statements of one lookup, each sent in and its rows received (the same for the
         blocking and the non-blocking driver); returns the full rows (queries.MATCH_FIELDS):
-        the generation when due, the ELF-only statement, the package parts not cached."""
+        the generation when due, the ELF-only statement, the package parts not cached.
+        ``size`` 0 (REFRESH): the generation alone, due or not, and no rows."""
         cache = self.cache
+        if size == REFRESH:
+            yield from self._generation()
+            return []
         elf_sql = self._sql[size][0]
         for attempt in (1, 2):
             if cache.due():
-                found = yield self._generation_sql, {}
-                cache.seen(int(found[0][0]) if found else 0)
+                yield from self._generation()
             elf_rows = yield elf_sql, params
             missing = cache.missing(elf_rows)
             for start in range(0, len(missing), queries.CHUNK):
@@ -208,6 +229,16 @@ class LoopConnection:
             # A package was replaced between the two reads: read both again, afresh.
             cache.clear()
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _generation(self) -> Generator[Statement, Sequence[Sequence[Any]], None]:
+        """Read the generation counter; the package cache and ``on_generation`` learn it, with
+        the time it was asked for."""
+        asked_at = self.cache.clock()
+        found = yield self._generation_sql, {}
+        generation = int(found[0][0]) if found else 0
+        self.cache.seen(generation, asked_at)
+        if self.on_generation is not None:
+            self.on_generation(generation, asked_at)
 
     def _statement(self, sql: str, params: dict[str, Any]) -> str:
         # MySQLdb escapes every bytes parameter in Python (~2.5 ms for a batch of 1,000 ids); a

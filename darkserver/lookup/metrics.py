@@ -63,8 +63,16 @@ FASTPATH_QUERY_IDS = Histogram(
     buckets=(1, 2, 4, 8, 16, 32, 64),
     registry=REGISTRY,
 )
+ANSWER_CACHE = Counter(
+    "darkserver_answer_cache_buildids",
+    "Build-ids the fast path answered, by whether their answer was cached (hit) or read from "
+    "the database (miss) (lookup/answercache.py; nothing counted when the cache is off).",
+    ["result"],
+    registry=REGISTRY,
+)
 
-DECLARED = (REQUESTS, LATENCY, BUILDIDS_ASKED, BUILDIDS_MISSING, BATCH_SIZE, FASTPATH_QUERY_IDS)
+DECLARED = (REQUESTS, LATENCY, BUILDIDS_ASKED, BUILDIDS_MISSING, BATCH_SIZE, FASTPATH_QUERY_IDS,
+            ANSWER_CACHE)
 
 
 def declared_names() -> set[str]:
@@ -89,6 +97,13 @@ def lookup(endpoint: str, asked: int, missing: int) -> None:
     _child(BUILDIDS_ASKED, endpoint).inc(asked)
     if missing:
         _child(BUILDIDS_MISSING, endpoint).inc(missing)
+
+
+def answer_cache(hits: int, misses: int) -> None:
+    if hits:
+        _child(ANSWER_CACHE, "hit").inc(hits)
+    if misses:
+        _child(ANSWER_CACHE, "miss").inc(misses)
 
 
 def request(route: str, method: str, status: int, seconds: float) -> None:

@@ -9,11 +9,12 @@ the row put together is exactly the joined query's row, so the answer's bytes ar
 
 Invalidation: the importer raises the ``generation`` counter (counters.GENERATION) in the same
 transaction as every change of a field an answer shows (a package replaced or removed, a
-checksum filled in, a build's Koji id set; ``darkserver recount`` raises it too). The cache
-reads the counter at most once every CHECK_SECONDS and starts over when it changed: **an answer
-may show package or build fields up to CHECK_SECONDS older than the database** (plus the time
-the check's own query takes). New packages get new ids, so new rows are never missed; an ELF
-row whose package vanished between the two queries makes loopdb read again, cache cleared.
+checksum filled in, a build's Koji id set, a package imported; ``darkserver recount`` raises
+it too). The cache reads the counter at most once every CHECK_SECONDS, counted from when it
+asked, and starts over when it changed: **an answer may show package or build fields up to
+CHECK_SECONDS older than the database**. New packages get new ids, so new rows are never missed
+here (the answer cache, answercache.py, needs their generation); an ELF row whose package
+vanished between the two queries makes loopdb read again, cache cleared.
 """
 
 from __future__ import annotations
@@ -48,9 +49,11 @@ class PackageCache:
         """Whether the generation is to be read again (every CHECK_SECONDS at most)."""
         return self.clock() - self.checked_at >= CHECK_SECONDS
 
-    def seen(self, generation: int) -> None:
-        """The generation just read: start over when the importer changed package fields."""
-        self.checked_at = self.clock()
+    def seen(self, generation: int, asked_at: float | None = None) -> None:
+        """The generation just read, asked for at ``asked_at`` (default: now): start over when
+        the importer changed package fields. The next check is due CHECK_SECONDS after the
+        asking, so every change is seen within CHECK_SECONDS (answercache.py relies on it)."""
+        self.checked_at = self.clock() if asked_at is None else asked_at
         if generation != self.generation:
             self.parts.clear()
             self.generation = generation

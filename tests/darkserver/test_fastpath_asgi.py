@@ -159,9 +159,16 @@ def call(app: Any, method: str, path: str, body: bytes | None = None, chunked: b
 
 
 @pytest.fixture
-def apps() -> Iterator[tuple[Any, AsgiFastPath, Spy]]:
+def cache_bytes() -> int:
+    """The answer cache's size (lookup/answercache.py): none, so that each request here reads
+    the database; the cache's own tests (test_answercache.py) give it room."""
+    return 0
+
+
+@pytest.fixture
+def apps(cache_bytes: int) -> Iterator[tuple[Any, AsgiFastPath, Spy]]:
     spy = Spy()
-    fast = AsgiFastPath(spy)
+    fast = AsgiFastPath(spy, answer_cache_bytes=cache_bytes)
     yield get_asgi_application(), fast, spy
     fast.db.discard()
     fast.batches.submit(fast.batch_db.discard).result()
@@ -538,7 +545,8 @@ class Clock:
 def _cached_app(apps: tuple[Any, AsgiFastPath, Spy]) -> Clock:
     clock = Clock()
     _django, fast, _spy = apps
-    fast.db.cache.clock = fast.batch_db.cache.clock = clock
+    fast.db.cache.clock = fast.batch_db.cache.clock = fast.batch_split.helper.cache.clock = clock
+    fast.answers.clock = clock
     return clock
 
 
@@ -550,6 +558,11 @@ def _package(answer: Answer) -> dict[str, Any]:
     return package
 
 
+# With the answer cache too (test_answercache.py): its entries follow the same generation.
+WITH_AND_WITHOUT_ANSWER_CACHE = pytest.mark.parametrize("cache_bytes", [0, 1 << 20])
+
+
+@WITH_AND_WITHOUT_ANSWER_CACHE
 def test_cached_package_fields_follow_a_filled_checksum_within_the_bound(apps):
     """The importer fills in a checksum (the same package read again from its file): lookups
     show it once the cache checked the generation again, CHECK_SECONDS later at most."""
@@ -569,6 +582,7 @@ def test_cached_package_fields_follow_a_filled_checksum_within_the_bound(apps):
     assert spy.calls == 0  # the fast path answered every request itself
 
 
+@WITH_AND_WITHOUT_ANSWER_CACHE
 def test_a_replaced_package_and_a_build_given_its_koji_id_are_answered(apps):
     """The importer replaces the package (other content, same name) and then learns the build's
     Koji id: every answer after the bound is the join's, single and batch alike."""
@@ -693,7 +707,7 @@ def test_lookups_arriving_during_a_query_share_the_next_one(apps, apr_committed)
         for _ in range(5):  # the query under way: the loop runs other requests meanwhile
             await asyncio.sleep(0)
         found = real_read(ids)
-        return found if isinstance(found, list) else await found
+        return found if isinstance(found, tuple) else await found
 
     async def scenario() -> tuple[Answer, list[Answer]]:
         assert await fast.db.ensure()

@@ -96,9 +96,32 @@ def test_duplicate_paths_in_a_scan_give_one_row() -> None:
 
 
 def _counted() -> dict[str, int]:
+    """The totals kept (the generation is no total: see test_every_import_raises_the_generation)."""
+    from darkserver.lookup import counters
     from darkserver.lookup.models import Counter
 
-    return {c.name: c.value for c in Counter.objects.all() if c.value}
+    return {c.name: c.value for c in Counter.objects.all()
+            if c.value and c.name != counters.GENERATION}
+
+
+def test_every_import_raises_the_generation() -> None:
+    """The web caches whole answers, "not found" too (lookup/answercache.py): a new package
+    changes answers, so its transaction raises the generation; a package already there does
+    not."""
+    from darkserver.lookup import counters
+    from darkserver.lookup.models import Counter
+
+    def generation() -> int:
+        found = Counter.objects.filter(name=counters.GENERATION).values_list("value", flat=True)
+        return int(found.first() or 0)
+
+    store.store_scan(make_scan("1.fc40"))
+    first = generation()
+    assert first > 0
+    assert not store.store_scan(make_scan("1.fc40")).inserted
+    assert generation() == first
+    store.store_scan(make_scan("2.fc40"))
+    assert generation() > first
 
 
 def test_counters_kept_by_the_importer_equal_a_full_count(sample_set) -> None:
