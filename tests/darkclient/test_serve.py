@@ -498,12 +498,14 @@ def test_truncated_package_is_502_and_not_cached(endpoint: tuple[str, Path],
     assert r.status_code == 502 and "expected" in r.text, r.text
     exe = requests.get(f"{url}/buildid/{program.main_id}/executable", timeout=60)
     assert exe.status_code == 200  # the other package is whole: cached as usual
+    # The cache is written behind the answer: wait until the executable's files are in (a
+    # listing taken between its two writes, or during one, shows a part of them).
     deadline = time.monotonic() + 30
-    while not (cache / program.main_id / "executable").exists():
-        assert time.monotonic() < deadline
+    entry = cache / program.main_id
+    while (listing := sorted(p.name for p in entry.iterdir()) if entry.exists() else []) != \
+            ["executable", "executable.json"]:
+        assert time.monotonic() < deadline, listing
         time.sleep(0.05)
-    assert sorted(p.name for p in (cache / program.main_id).iterdir()) == \
-        ["executable", "executable.json"]
 
 
 def test_one_source_package_needs_no_lookup(darkserver: str, client_env: Path,
