@@ -236,6 +236,13 @@ def make_session() -> requests.Session:
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     session.headers["User-Agent"] = "darkclient/1"
-    # Proxies from the environment are honoured; .netrc credentials are not sent anywhere.
+    # Proxies from the environment are honoured; .netrc credentials are not sent anywhere:
+    # requests adds them only when a session has no auth of its own, and the kept connections
+    # (httpsession.py) never do, so both ways to a mirror behave the same.
     session.trust_env = True
+    session.auth = _no_credentials
     return session
+
+
+def _no_credentials(request: requests.PreparedRequest) -> requests.PreparedRequest:
+    return request

@@ -168,3 +168,43 @@ def test_failed_checks_expire_sooner(client_env: Path, tmp_path: Path, mirror: F
         [res] = resolver.resolve_many([candidates(match(), cfg)])
         assert res.url == url
     assert [r[0] for r in mirror.requests] == ["HEAD", "HEAD"]  # the third answer was reused
+
+
+def test_netrc_credentials_are_not_sent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ~/.netrc entry for the mirror's host sends no Authorization header, over requests
+    (HEAD checks, https, proxies) as over the kept plain connections (httpsession.py)."""
+    import http.server
+    import threading
+
+    seen: list[str | None] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            seen.append(self.headers.get("Authorization"))
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        do_HEAD = do_GET  # noqa: N815
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    netrc = tmp_path / ".netrc"
+    netrc.write_text("machine 127.0.0.1 login someone password secret\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    url = f"http://127.0.0.1:{httpd.server_address[1]}/pkg.rpm"
+    try:
+        with urls.make_session() as session:
+            assert session.head(url, timeout=10).status_code == 200
+            assert session.get(url, timeout=10).content == b"ok"
+            assert session.small("GET", url, timeout=10).content == b"ok"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert len(seen) == 3 and seen == [None, None, None]
