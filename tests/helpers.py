@@ -12,11 +12,24 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 BIN = Path(sys.executable).parent
+
+
+def wait_for(what: str, check: Callable[[], bool], timeout: float = 60.0,
+             not_yet: tuple[type[Exception], ...] = ()) -> None:
+    """Polls ``check`` until it holds; fails naming ``what`` after ``timeout`` seconds.
+    ``not_yet``: exceptions of ``check`` that mean "not yet" (a server still starting)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(*not_yet):
+            if check():
+                return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
 
 
 def run_cmd(args: list[str], env: dict[str, str] | None = None, check: bool = True,

@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import contextlib
 import re
-import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests import mariadb
-from tests.helpers import BIN, get_json, gunicorn, run_cmd
+from tests.helpers import BIN, get_json, gunicorn, run_cmd, wait_for
 
 
 @contextlib.contextmanager
@@ -27,15 +26,6 @@ def _database(kind: str, tmp_path: Path) -> Iterator[str]:
         return
     with mariadb.scratch_database("ds_answers") as database:
         yield mariadb.url(database)
-
-
-def _wait_for(what: str, check: Callable[[], bool], seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {seconds} s waiting for {what}")
 
 
 def _cache_hits(base: str) -> float:
@@ -70,7 +60,7 @@ def test_an_import_shows_through_a_running_server(kind: str, sample_set: Any,
                 status, doc = get_json(single)
                 return status == 200 and expected.path in {m["path"] for m in doc["matches"]}
 
-            _wait_for("the imported id to be answered", answered)
+            wait_for("the imported id to be answered", answered)
             status, rows = get_json(f"{base}/buildids/{expected.build_id}")
             assert status == 200
             assert (expected.path, expected.nvra) in {(r["elf"], r["rpm"]) for r in rows}

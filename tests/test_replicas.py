@@ -27,7 +27,7 @@ import pytest
 
 from darkcore import config
 from darkcore.settings import TEST_REPLICA_URL
-from tests import mariadb
+from tests import helpers, mariadb
 from tests.helpers import BIN, free_port, get_json, gunicorn, run_cmd
 
 pytestmark = pytest.mark.mariadb
@@ -50,14 +50,9 @@ def replica_url(port: int, database: str) -> str:
     return f"mysql://root:@127.0.0.1:{port}/{database}"
 
 
-def wait_for(what: str, check: Callable[[], bool], seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        with contextlib.suppress(Exception):
-            if check():
-                return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {seconds} s waiting for {what}")
+def wait_for(what: str, check: Callable[[], bool]) -> None:
+    # A replica being stopped, started or rebuilt refuses connections meanwhile.
+    helpers.wait_for(what, check, timeout=30, not_yet=(Exception,))
 
 
 def elf_rows(url: str, database: str) -> int:

@@ -575,7 +575,8 @@ def test_the_worker_imports_every_build_the_plugin_queued(
     """End to end: kojid, `koji import`, a content generator and a promoted draft, each fired
     through the plugin as kojihub fires them, queued on RabbitMQ, imported by the real
     ``darkserver-import worker`` from the test Koji hub, rows checked against readelf."""
-    from tests.darkimport.queue.test_worker import _pipeline, expected_for, wait_for
+    from tests.darkimport.queue.test_worker import _pipeline, expected_for
+    from tests.helpers import wait_for
     from tests.kojihub import cached_rpms
 
     db = tmp_path / "e2e.sqlite3"

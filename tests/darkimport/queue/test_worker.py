@@ -15,7 +15,7 @@ import sys
 import textwrap
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,21 +26,12 @@ from darkcore.settings import TEST_AMQP_URL
 from darkimport.queue.messages import ATTEMPTS, REASON, BuildRequest, QueueConfig, counts, enqueue
 from darkserver.lookup import paths
 from tests import mariadb
-from tests.helpers import BIN
+from tests.helpers import BIN, wait_for
 from tests.kojihub import KojiHub, cached_rpms, instance_json
 from tests.oracle import expected_rows
 
 AMQP = TEST_AMQP_URL.get()
 ROOT = Path(__file__).resolve().parents[3]
-
-
-def wait_for(what: str, predicate: Callable[[], bool], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @dataclass
