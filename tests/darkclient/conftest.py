@@ -75,13 +75,18 @@ def file_server(root: Path) -> Iterator[FileServer]:
             log.append(("HEAD", self.path))
             super().do_HEAD()
 
-    handler = functools.partial(Handler, directory=str(root))
+    with serving(functools.partial(Handler, directory=str(root))) as url:
+        yield FileServer(url, root, log)
+
+
+@contextlib.contextmanager
+def serving(handler: Any) -> Iterator[str]:
+    """A threading http.server on 127.0.0.1 with ``handler``; its base URL."""
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     httpd.daemon_threads = True
-    t = threading.Thread(target=httpd.serve_forever, daemon=True)
-    t.start()
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
     try:
-        yield FileServer(f"http://127.0.0.1:{httpd.server_address[1]}", root, log)
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
     finally:
         httpd.shutdown()
         httpd.server_close()

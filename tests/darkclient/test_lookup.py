@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ from darkclient.download import download_spooled
 from darkclient.errors import DownloadError, ServerError
 from darkclient.lookup import lookup, lookup_one
 from darkclient.urls import make_session
-from tests.darkclient.conftest import Program
+from tests.darkclient.conftest import Program, serving
 
 
 def test_lookup_one_is_the_batchs_answer(darkserver: str, client_env: Path,
@@ -90,13 +90,8 @@ class _Counting(BaseHTTPRequestHandler):
 @pytest.fixture
 def counting() -> Iterator[str]:
     _Counting.connections = []
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Counting)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with serving(_Counting) as url:
+        yield url
 
 
 def test_small_requests_keep_their_connection(counting: str,

@@ -13,7 +13,7 @@ from darkclient import config as configmod
 from darkclient import urls
 from darkclient.errors import ConfigError
 from darkclient.urls import DeadHosts, Resolver, candidates, template_context
-from tests.darkclient.conftest import FileServer, write_conf
+from tests.darkclient.conftest import FileServer, serving, write_conf
 
 TREE = "{releasever}/Everything/{basearch}/Packages/{first}/{filename}"
 
@@ -174,7 +174,6 @@ def test_netrc_credentials_are_not_sent(tmp_path: Path, monkeypatch: pytest.Monk
     """A ~/.netrc entry for the mirror's host sends no Authorization header, over requests
     (HEAD checks, https, proxies) as over the kept plain connections (httpsession.py)."""
     import http.server
-    import threading
 
     seen: list[str | None] = []
 
@@ -191,20 +190,14 @@ def test_netrc_credentials_are_not_sent(tmp_path: Path, monkeypatch: pytest.Monk
         def log_message(self, *args: Any) -> None:
             pass
 
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
     netrc = tmp_path / ".netrc"
     netrc.write_text("machine 127.0.0.1 login someone password secret\n")
     netrc.chmod(0o600)
     monkeypatch.setenv("NETRC", str(netrc))
     monkeypatch.setenv("HOME", str(tmp_path))
-    url = f"http://127.0.0.1:{httpd.server_address[1]}/pkg.rpm"
-    try:
-        with urls.make_session() as session:
-            assert session.head(url, timeout=10).status_code == 200
-            assert session.get(url, timeout=10).content == b"ok"
-            assert session.small("GET", url, timeout=10).content == b"ok"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with serving(Handler) as base, urls.make_session() as session:
+        url = f"{base}/pkg.rpm"
+        assert session.head(url, timeout=10).status_code == 200
+        assert session.get(url, timeout=10).content == b"ok"
+        assert session.small("GET", url, timeout=10).content == b"ok"
     assert len(seen) == 3 and seen == [None, None, None]
